@@ -1,0 +1,1 @@
+"""ringloop package."""
