@@ -1,0 +1,165 @@
+"""The policy/value residual network that the trainer fits and the search players query.
+
+Value head: one output per seat, each squashed by ``tanh`` into [-1, 1] (1 = that seat wins,
+-1 = it loses), in seat order *relative to the player to move* (index 0 = player to move,
+1 = the next seat, ...), matching the encoder's relative planes. Per-seat tanh rather than
+a softmax keeps one representation for every player count, lets search back values up per
+seat (max-n) and lets the trainer use a per-seat MSE.
+
+Checkpoints hold only tensors and JSON-able primitives and are read with
+``torch.load(weights_only=True)``: nothing is unpickled beyond that safe subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything needed to rebuild a network: shapes per config and the tower's size."""
+
+    config: str
+    in_planes: int
+    height: int
+    width: int
+    policy_size: int
+    num_players: int
+    blocks: int
+    channels: int
+
+    def __post_init__(self) -> None:
+        for name in ("in_planes", "height", "width", "policy_size", "channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NetworkSpec.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.blocks < 0:
+            raise ValueError(f"NetworkSpec.blocks must be >= 0, got {self.blocks!r}")
+        if not 2 <= self.num_players <= 4:
+            raise ValueError(f"NetworkSpec.num_players must be 2-4, got {self.num_players!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
+        names = {f.name for f in fields(cls)}
+        if set(data) != names:
+            raise ValueError(f"NetworkSpec fields must be {sorted(names)}, got {data!r}")
+        return cls(**data)
+
+
+def select_device() -> torch.device:
+    """CUDA when present, CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and an identity skip."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = functional.relu(self.norm1(self.conv1(x)))
+        return functional.relu(x + self.norm2(self.conv2(y)))
+
+
+class PolicyValueNet(nn.Module):
+    """Residual tower with a policy head (logits over the config's moves) and a per-seat value head."""
+
+    POLICY_CHANNELS = 4
+    VALUE_HIDDEN = 128
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        cells = spec.height * spec.width
+        self.stem = nn.Sequential(
+            nn.Conv2d(spec.in_planes, spec.channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(spec.channels),
+            nn.ReLU(),
+        )
+        self.tower = nn.Sequential(*(ResidualBlock(spec.channels) for _ in range(spec.blocks)))
+        self.policy_head = nn.Sequential(
+            nn.Conv2d(spec.channels, self.POLICY_CHANNELS, 1, bias=False),
+            nn.BatchNorm2d(self.POLICY_CHANNELS),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(self.POLICY_CHANNELS * cells, spec.policy_size),
+        )
+        self.value_head = nn.Sequential(
+            nn.Conv2d(spec.channels, 1, 1, bias=False),
+            nn.BatchNorm2d(1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(cells, self.VALUE_HIDDEN),
+            nn.ReLU(),
+            nn.Linear(self.VALUE_HIDDEN, spec.num_players),
+            nn.Tanh(),
+        )
+
+    def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Planes (B, C, H, W) -> (policy logits (B, policy_size), values (B, num_players))."""
+        features = self.tower(self.stem(planes))
+        return self.policy_head(features), self.value_head(features)
+
+
+def build_network(spec: NetworkSpec) -> PolicyValueNet:
+    return PolicyValueNet(spec)
+
+
+def _payload(model: PolicyValueNet, spec: NetworkSpec) -> dict[str, Any]:
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "state_dict": state}
+
+
+def save_checkpoint(
+    model: PolicyValueNet, spec: NetworkSpec, path_or_buffer: str | Path | BinaryIO
+) -> str:
+    """Write weights plus the spec (as plain data); return the sha256 of the written bytes."""
+    buffer = io.BytesIO()
+    torch.save(_payload(model, spec), buffer)
+    data = buffer.getvalue()
+    if isinstance(path_or_buffer, str | Path):
+        Path(path_or_buffer).write_bytes(data)
+    else:
+        path_or_buffer.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(
+    path_or_buffer: str | Path | BinaryIO | bytes, *, device: torch.device | str | None = None
+) -> tuple[PolicyValueNet, NetworkSpec]:
+    """Rebuild a network from a checkpoint with ``weights_only=True``; returns it in eval mode."""
+    source: Any = (
+        io.BytesIO(path_or_buffer) if isinstance(path_or_buffer, bytes) else path_or_buffer
+    )
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"not a ringloop checkpoint (format {CHECKPOINT_FORMAT}): {source!r}")
+    spec = NetworkSpec.from_dict(payload["spec"])
+    model = build_network(spec)
+    model.load_state_dict(payload["state_dict"])
+    model.to(device or select_device())
+    model.eval()
+    return model, spec
+
+
+def checkpoint_sha256(path_or_bytes: str | Path | bytes) -> str:
+    """The sha256 that ``save_checkpoint`` returned for these bytes."""
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return hashlib.sha256(data).hexdigest()

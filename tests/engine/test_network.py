@@ -1,0 +1,81 @@
+"""Tests for engine.network: shapes, value range, checkpoint round trip with weights_only loading."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import pytest
+import torch
+
+from engine.network import (
+    NetworkSpec,
+    build_network,
+    checkpoint_sha256,
+    load_checkpoint,
+    save_checkpoint,
+    select_device,
+)
+
+SPEC = NetworkSpec(
+    "square8_3p",
+    in_planes=6,
+    height=8,
+    width=8,
+    policy_size=100,
+    num_players=3,
+    blocks=2,
+    channels=8,
+)
+
+
+def test_forward_shapes_and_value_range() -> None:
+    torch.manual_seed(0)
+    model = build_network(SPEC).eval()
+    logits, values = model(torch.randn(5, 6, 8, 8))
+    assert logits.shape == (5, 100) and values.shape == (5, 3)
+    assert values.abs().max() <= 1.0
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
+    torch.manual_seed(1)
+    model = build_network(SPEC)
+    model(torch.randn(4, 6, 8, 8))  # move the batch-norm running statistics away from defaults
+    model.eval()
+    path = tmp_path / "model.pt"
+    digest = save_checkpoint(model, SPEC, path)
+    assert digest == checkpoint_sha256(path)
+    loaded, spec = load_checkpoint(path, device="cpu")
+    assert spec == SPEC
+    x = torch.randn(3, 6, 8, 8)
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x), strict=True):
+            assert torch.equal(a, b)
+    buffer = io.BytesIO()
+    assert save_checkpoint(model, SPEC, buffer) == digest
+    assert load_checkpoint(buffer.getvalue(), device="cpu")[1] == SPEC
+
+
+def test_loading_refuses_arbitrary_pickles(tmp_path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    path = tmp_path / "evil.pt"
+    with path.open("wb") as handle:
+        torch.save({"format": 1, "spec": Evil()}, handle)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path, device="cpu")
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ValueError, match="num_players"):
+        NetworkSpec("x", 1, 8, 8, 10, num_players=5, blocks=1, channels=4)
+    with pytest.raises(ValueError, match="channels"):
+        NetworkSpec("x", 1, 8, 8, 10, num_players=2, blocks=1, channels=0)
+    with pytest.raises(ValueError, match="fields"):
+        NetworkSpec.from_dict({"config": "x"})
+
+
+def test_select_device() -> None:
+    assert select_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
