@@ -1,1 +1,24 @@
-"""ringloop package."""
+"""ringloop's events: the envelope, the catalogue, the codec and the subject/stream table."""
+
+from events.catalogue import *  # noqa: F403
+from events.catalogue import EVENT_TYPES
+from events.codec import EventDecodeError, decode, encode, upcast
+from events.envelope import ConfigName, Event, Producer, derive_event_id, new_event_id
+from events.streams import GAMES_STREAM, LEASES_BUCKET, LOG_STREAM, MODELS_BUCKET
+
+__all__ = [
+    "EVENT_TYPES",
+    "ConfigName",
+    "Event",
+    "EventDecodeError",
+    "GAMES_STREAM",
+    "LEASES_BUCKET",
+    "LOG_STREAM",
+    "MODELS_BUCKET",
+    "Producer",
+    "decode",
+    "derive_event_id",
+    "encode",
+    "new_event_id",
+    "upcast",
+] + [cls.__name__ for cls in EVENT_TYPES]

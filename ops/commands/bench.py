@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 from typing import Any
@@ -22,5 +21,3 @@ def register(subparsers: Any) -> None:
         sub.add_argument("--json", action="store_true", help="end with one JSON object line")
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)
-
-

@@ -1,0 +1,27 @@
+"""The subject/stream table: which stream holds which subjects, and the buckets beside them."""
+
+from __future__ import annotations
+
+GAMES_STREAM = "RINGLOOP_GAMES"
+LOG_STREAM = "RINGLOOP_LOG"
+LEASES_BUCKET = "ringloop-leases"
+MODELS_BUCKET = "ringloop-models"
+
+STREAM_SUBJECTS: dict[str, list[str]] = {
+    GAMES_STREAM: ["games.>"],
+    LOG_STREAM: ["loop.>"],
+}
+
+
+def stream_for_subject(subject: str) -> str:
+    """The stream that stores `subject` (raises ValueError quoting it when none does)."""
+    if subject.startswith("games."):
+        return GAMES_STREAM
+    if subject.startswith("loop."):
+        return LOG_STREAM
+    raise ValueError(f"no ringloop stream stores subject {subject!r}")
+
+
+def games_subject(config: str, purpose: str = "*") -> str:
+    board, players = config.rsplit("_", 1)
+    return f"games.{board}.{players}.{purpose}"

@@ -1,0 +1,262 @@
+"""The shared handler runtime: durable pull consumers, publishing, heartbeats, ack/nak/term, DLQ.
+
+A handler is a plain function from an event to the events it causes (or an `Append`
+naming an optimistic-concurrency condition). The runtime owns all the I/O around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from events import Event, EventDecodeError, HandlerFailed, Producer, decode, derive_event_id
+from events.streams import LOG_STREAM
+from projections.eventstore import ConcurrencyConflict, EventStore
+
+log = structlog.get_logger(__name__)
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying later (a busy resource, a timeout): the input is nak'ed."""
+
+
+@dataclass(frozen=True)
+class Append:
+    """Handler output appended atomically, optionally only if `expected_filter` is unchanged."""
+
+    events: Sequence[Event]
+    expected_last_seq: int | None = None
+    expected_filter: str | None = None
+
+
+Result = Sequence[Event] | Append | None
+Handle = Callable[[Event], Result | Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """How one stage consumes: its durable name, subjects, function and delivery policy."""
+
+    name: str
+    subjects: tuple[str, ...]
+    handle: Handle
+    stream: str = LOG_STREAM
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 256
+    batch: int = 1
+    blocking: bool = False
+    nak_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
+    refresh: Callable[[], Awaitable[None]] | None = None
+    conflict_retries: int = 20
+    deliver_new_only: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"handler name {self.name!r} must be alphanumeric with - or _")
+        if self.max_deliver < 1 or self.ack_wait <= 0:
+            raise ValueError(f"handler {self.name!r}: max_deliver ≥ 1 and ack_wait > 0 required")
+
+
+class HandlerRuntime:
+    """Runs one HandlerSpec against the bus until asked to stop (then drains)."""
+
+    def __init__(self, spec: HandlerSpec, store: EventStore) -> None:
+        self.spec = spec
+        self.store = store
+        self.producer = Producer.current(spec.name)
+        self.processed = 0
+        self.failed = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop fetching; the message in hand is finished and acknowledged first."""
+        self._stopping.set()
+
+    async def ensure_consumer(self) -> None:
+        spec = self.spec
+        config = ConsumerConfig(
+            durable_name=spec.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=spec.ack_wait,
+            max_deliver=spec.max_deliver,
+            max_ack_pending=spec.max_ack_pending,
+            deliver_policy=DeliverPolicy.NEW if spec.deliver_new_only else DeliverPolicy.ALL,
+            filter_subjects=list(spec.subjects),
+        )
+        try:
+            await self.store.js.consumer_info(spec.stream, spec.name)
+        except NotFoundError:
+            await self.store.js.add_consumer(spec.stream, config)
+
+    async def run(self) -> None:
+        await self.ensure_consumer()
+        sub = await self.store.js.pull_subscribe_bind(
+            durable=self.spec.name, stream=self.spec.stream
+        )
+        log.info("handler_started", handler=self.spec.name, subjects=self.spec.subjects)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    messages = await sub.fetch(self.spec.batch, timeout=0.5)
+                except nats.errors.TimeoutError:
+                    continue
+                for msg in messages:
+                    await self.process(msg)
+        finally:
+            await sub.unsubscribe()
+            log.info("handler_stopped", handler=self.spec.name, processed=self.processed)
+
+    # ------------------------------------------------------------ one message
+
+    async def process(self, msg: Msg) -> None:
+        """Handle one delivery; it always ends in exactly one of ack, nak or term."""
+        meta = msg.metadata
+        deliveries = meta.num_delivered or 1
+        settled = False
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            event = decode(msg.data)
+            await self._handle_and_append(event)
+            await msg.ack_sync()
+            settled = True
+            self.processed += 1
+        except (EventDecodeError, ValueError) as exc:
+            await self._dead_letter(msg, exc, deliveries)
+            await msg.term()
+            settled = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # transient, or unknown: retried, then dead-lettered
+            settled = await self._retry_or_dead_letter(msg, exc, deliveries)
+        finally:
+            heartbeat.cancel()
+            if not settled:
+                await _quietly(msg.nak())
+
+    async def _retry_or_dead_letter(self, msg: Msg, exc: Exception, deliveries: int) -> bool:
+        if deliveries >= self.spec.max_deliver:
+            await self._dead_letter(msg, exc, deliveries)
+            await msg.term()
+            return True
+        delays = self.spec.nak_delays
+        delay = delays[min(deliveries - 1, len(delays) - 1)]
+        log.warning(
+            "handler_retry",
+            handler=self.spec.name,
+            error=repr(exc),
+            deliveries=deliveries,
+            delay=delay,
+        )
+        await msg.nak(delay=delay)
+        return True
+
+    async def _handle_and_append(self, event: Event) -> None:
+        for attempt in range(self.spec.conflict_retries):
+            if self.spec.refresh is not None:
+                await self.spec.refresh()
+            result = await self._call(event)
+            try:
+                await self._append(result)
+                return
+            except ConcurrencyConflict as conflict:
+                log.info(
+                    "handler_conflict", handler=self.spec.name, attempt=attempt, error=str(conflict)
+                )
+        raise TransientError(
+            f"{self.spec.name}: still conflicting after {self.spec.conflict_retries} tries"
+        )
+
+    async def _call(self, event: Event) -> Result:
+        handle = self.spec.handle
+        if self.spec.blocking:
+            result = await asyncio.to_thread(handle, event)
+        else:
+            result = handle(event)
+        if inspect.isawaitable(result):
+            result = await result
+        return result  # type: ignore[return-value]
+
+    async def _append(self, result: Result) -> None:
+        if result is None:
+            return
+        if isinstance(result, Append):
+            await self.store.append_atomic(
+                result.events,
+                expected_last_seq=result.expected_last_seq,
+                expected_filter=result.expected_filter,
+            )
+        elif result:
+            await self.store.append_many(list(result))
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Tell JetStream the message is still being worked on (long training, evaluation)."""
+        interval = max(self.spec.ack_wait / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            await _quietly(msg.in_progress())
+
+    async def _dead_letter(self, msg: Msg, exc: BaseException, deliveries: int) -> None:
+        meta = msg.metadata
+        seq = meta.sequence.stream
+        text = msg.data.decode("utf-8", "replace")
+        event_id = _event_id_of(msg.data)
+        failed = HandlerFailed(
+            event_id=derive_event_id(event_id or f"{meta.stream}/{seq}", f"dlq:{self.spec.name}"),
+            causation_id=event_id,
+            producer=self.producer,
+            handler=self.spec.name,
+            error_type=type(exc).__name__,
+            error=str(exc)[:4000],
+            input_stream=meta.stream,
+            input_seq=seq,
+            input_subject=msg.subject,
+            input_event_id=event_id,
+            input_excerpt=text[:2048],
+            deliveries=deliveries,
+        )
+        await self.store.append(failed)
+        self.failed += 1
+        log.warning("handler_dead_lettered", handler=self.spec.name, seq=seq, error=str(exc)[:500])
+
+
+def _event_id_of(data: bytes) -> str | None:
+    import json
+
+    try:
+        value = json.loads(data).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _quietly(awaitable: Awaitable[object]) -> None:
+    """Best-effort acknowledgement where the message may already be settled."""
+    try:
+        await awaitable
+    except (TimeoutError, nats.errors.Error, sqlite3.Error) as exc:
+        log.debug("ack_ignored", error=repr(exc))
+
+
+async def run_until_stopped(runtimes: Sequence[HandlerRuntime], stop: asyncio.Event) -> None:
+    """Run runtimes until `stop` is set, then drain them (each finishes its message)."""
+    tasks = [asyncio.create_task(runtime.run(), name=runtime.spec.name) for runtime in runtimes]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for runtime in runtimes:
+        runtime.stop()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

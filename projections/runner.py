@@ -1,0 +1,227 @@
+"""Runs a projection: catch up from its checkpoint, then follow live, persisting to SQLite.
+
+Rows and the `(projection, stream, last_seq)` checkpoint are written in one transaction
+per chunk, so after any crash the stored rows are exactly the fold up to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+import structlog
+
+from events import EventDecodeError, decode
+from projections.base import Projection
+from projections.eventstore import EventStore, RawRecord, StoredEvent
+from projections.tables import Table, Tables
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINTS = "_checkpoints"
+SKIPPED = "_skipped"
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating) a projection database in WAL mode, with the bookkeeping tables."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = (
+        sqlite_utils.Database(path)
+        if str(path) != ":memory:"
+        else sqlite_utils.Database(memory=True)
+    )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=10000")
+    db[CHECKPOINTS].create(
+        {"projection": str, "stream": str, "last_seq": int, "updated_at": str},
+        pk="projection",
+        if_not_exists=True,
+    )
+    db[SKIPPED].create(
+        {"projection": str, "seq": int, "subject": str, "error": str},
+        pk=("projection", "seq"),
+        if_not_exists=True,
+    )
+    return db
+
+
+def ensure_tables(db: sqlite_utils.Database, tables: tuple[Table, ...]) -> None:
+    for table in tables:
+        columns = {
+            name: (str if kind in (dict, list) else kind) for name, kind in table.columns.items()
+        }
+        db[table.name].create(columns, pk=list(table.pk), if_not_exists=True)
+
+
+def checkpoint(db: sqlite_utils.Database, projection: str) -> int:
+    rows = list(db.query(f"select last_seq from {CHECKPOINTS} where projection = ?", [projection]))
+    return int(rows[0]["last_seq"]) if rows else 0
+
+
+def load_state(db: sqlite_utils.Database, projection: Projection) -> Tables:
+    state = projection.initial()
+    for table in projection.tables:
+        decoders = {n: json.loads for n, kind in table.columns.items() if kind in (dict, list)}
+        bools = [n for n, kind in table.columns.items() if kind is bool]
+        rows = []
+        for row in db[table.name].rows:
+            for name, decoder in decoders.items():
+                if row[name] is not None:
+                    row[name] = decoder(row[name])
+            for name in bools:
+                row[name] = bool(row[name])
+            rows.append(row)
+        state.load(table.name, rows)
+    return state
+
+
+class ProjectionRunner:
+    """Owns one projection's state and its SQLite file; the only writer of its tables."""
+
+    def __init__(
+        self, projection: Projection, store: EventStore, db: sqlite_utils.Database
+    ) -> None:
+        self.projection = projection
+        self.store = store
+        self.db = db
+        ensure_tables(db, projection.tables)
+        self.position = checkpoint(db, projection.name)
+        self.state = load_state(db, projection) if self.position else projection.initial()
+        self.last_time: datetime | None = None
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------ driving
+
+    async def catch_up(
+        self, *, until_seq: int | None = None, until_time: datetime | None = None
+    ) -> int:
+        """Apply everything stored now (or up to a sequence or time); return the position."""
+        async for chunk in self.store.read_raw(
+            self.projection.stream,
+            self.projection.subject_filter,
+            start_seq=self.position + 1,
+            end_seq=until_seq,
+            end_time=until_time,
+        ):
+            await self._apply_chunk(chunk)
+        return self.position
+
+    async def follow(self) -> None:
+        """Catch up, then keep applying new events until cancelled."""
+        async for chunk in self.store.read_raw(
+            self.projection.stream,
+            self.projection.subject_filter,
+            start_seq=self.position + 1,
+            follow=True,
+        ):
+            await self._apply_chunk(chunk)
+
+    def start(self) -> asyncio.Task[None]:
+        """Follow in a background task; its error is kept and re-raised by wait_for."""
+        self._task = asyncio.create_task(
+            self._guarded_follow(), name=f"projection:{self.projection.name}"
+        )
+        return self._task
+
+    async def _guarded_follow(self) -> None:
+        try:
+            await self.follow()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # re-raised to every waiter, never swallowed
+            self.error = exc
+            log.error("projection_failed", projection=self.projection.name, error=repr(exc))
+            async with self._advanced:
+                self._advanced.notify_all()
+            raise
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def wait_for(self, seq: int, timeout: float = 10.0) -> int:
+        """Block until the projection has applied stream sequence `seq` (or later)."""
+
+        async def reached() -> int:
+            async with self._advanced:
+                await self._advanced.wait_for(
+                    lambda: self.position >= seq or self.error is not None
+                )
+            if self.error is not None:
+                raise self.error
+            return self.position
+
+        return await asyncio.wait_for(reached(), timeout)
+
+    # ------------------------------------------------------------ applying
+
+    async def _apply_chunk(self, chunk: list[RawRecord]) -> None:
+        skipped = self._fold_chunk(chunk)
+        self._persist(chunk[-1].seq, skipped)
+        self.position = chunk[-1].seq
+        self.last_time = chunk[-1].time
+        async with self._advanced:
+            self._advanced.notify_all()
+
+    def _fold_chunk(self, chunk: list[RawRecord]) -> list[dict[str, Any]]:
+        projection, state = self.projection, self.state
+        skipped = []
+        for record in chunk:
+            if not projection.accepts(record.subject):
+                continue
+            try:
+                event = decode(record.data)
+            except EventDecodeError as exc:
+                skipped.append(
+                    {
+                        "projection": projection.name,
+                        "seq": record.seq,
+                        "subject": record.subject,
+                        "error": str(exc),
+                    }
+                )
+                log.warning(
+                    "projection_skipped_malformed",
+                    projection=projection.name,
+                    seq=record.seq,
+                    error=str(exc),
+                )
+                continue
+            stored = StoredEvent(record.stream, record.seq, record.subject, record.time, event)
+            state = projection.apply(state, stored)
+        self.state = state
+        return skipped
+
+    def _persist(self, last_seq: int, skipped: list[dict[str, Any]]) -> None:
+        changes = self.state.take_changes()
+        with self.db.atomic():
+            for name, (upserts, deletes) in changes.items():
+                table = self.state.schema[name]
+                if upserts:
+                    self.db[name].upsert_all(upserts, pk=list(table.pk))
+                for key in deletes:
+                    self.db[name].delete(key if len(key) > 1 else key[0])
+            if skipped:
+                self.db[SKIPPED].upsert_all(skipped, pk=("projection", "seq"))
+            self.db[CHECKPOINTS].upsert(
+                {
+                    "projection": self.projection.name,
+                    "stream": self.projection.stream,
+                    "last_seq": last_seq,
+                    "updated_at": datetime.now().astimezone().isoformat(),
+                },
+                pk="projection",
+            )

@@ -1,0 +1,83 @@
+"""Projection state as keyed rows: what a fold updates and what the runner persists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read-model table: its columns (name → Python type) and primary key."""
+
+    name: str
+    columns: Mapping[str, type]
+    pk: tuple[str, ...]
+
+    def key(self, row: Row) -> Key:
+        return tuple(row[column] for column in self.pk)
+
+
+class Tables:
+    """Rows of a projection's tables, keyed by primary key, remembering what changed.
+
+    A fold uses a Tables linearly: the runner never reuses a state after passing it to
+    apply, so apply may update it in place (copying per event would make rebuilds O(n²)).
+    """
+
+    def __init__(self, schema: tuple[Table, ...]) -> None:
+        self.schema = {table.name: table for table in schema}
+        self.data: dict[str, dict[Key, Row]] = {table.name: {} for table in schema}
+        self._upserts: dict[str, set[Key]] = {table.name: set() for table in schema}
+        self._deletes: dict[str, set[Key]] = {table.name: set() for table in schema}
+
+    def get(self, table: str, *key: Any) -> Row | None:
+        return self.data[table].get(tuple(key))
+
+    def put(self, table: str, row: Row) -> None:
+        key = self.schema[table].key(row)
+        self.data[table][key] = row
+        self._upserts[table].add(key)
+        self._deletes[table].discard(key)
+
+    def delete(self, table: str, *key: Any) -> None:
+        if self.data[table].pop(tuple(key), None) is not None:
+            self._deletes[table].add(tuple(key))
+            self._upserts[table].discard(tuple(key))
+
+    def rows(self, table: str) -> Iterator[Row]:
+        return iter(self.data[table].values())
+
+    def count(self, table: str) -> int:
+        return len(self.data[table])
+
+    def take_changes(self) -> dict[str, tuple[list[Row], list[Key]]]:
+        """Rows to upsert and keys to delete since the last call, per table."""
+        changes = {}
+        for name, keys in self._upserts.items():
+            upserts = [self.data[name][key] for key in keys]
+            deletes = list(self._deletes[name])
+            if upserts or deletes:
+                changes[name] = (upserts, deletes)
+            keys.clear()
+            self._deletes[name].clear()
+        return changes
+
+    def snapshot(self) -> dict[str, list[Row]]:
+        """Every row, sorted by key: two states are equal iff their snapshots are."""
+        return {
+            name: [rows[key] for key in sorted(rows, key=_sort_key)]
+            for name, rows in self.data.items()
+        }
+
+    def load(self, table: str, rows: list[Row]) -> None:
+        for row in rows:
+            self.data[table][self.schema[table].key(row)] = row
+
+
+def _sort_key(key: Key) -> tuple[str, ...]:
+    return tuple(str(part) for part in key)
