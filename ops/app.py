@@ -1,0 +1,166 @@
+"""The composition root: settings → bus → projections → handlers, wired in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats.errors
+import structlog
+from nats.aio.client import Client
+
+from events.streams import LOG_STREAM
+from handlers import elo_rater
+from handlers.runtime import HandlerSpec
+from ops.bus import connect, ensure_streams
+from ops.server import EmbeddedServer, ServerError
+from ops.settings import Settings
+from projections.base import Projection
+from projections.elo import EloProjection
+from projections.eventstore import EventStore
+from projections.runner import ProjectionRunner, open_db
+
+log = structlog.get_logger(__name__)
+
+PROJECTIONS: dict[str, Callable[[], Projection]] = {
+    "elo": EloProjection,
+}
+
+
+class ConnectError(RuntimeError):
+    """No NATS to talk to: the message says what was tried."""
+
+
+def url_file(settings: Settings) -> Path:
+    return settings.state_dir / "nats.url"
+
+
+@dataclass
+class App:
+    """A live connection to the bus plus the read models this process keeps."""
+
+    settings: Settings
+    nc: Client
+    store: EventStore
+    server: EmbeddedServer | None = None
+
+    def __post_init__(self) -> None:
+        self.runners: dict[str, ProjectionRunner] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, settings: Settings, *, start_server: bool = True) -> App:
+        """Connect to --nats, else to this state folder's running server, else start one."""
+        server = None
+        url = settings.nats.url or await _running_embedded_url(settings)
+        if url is None:
+            if not start_server:
+                raise ConnectError(
+                    f"no NATS URL given and no ringloop server running for {settings.state_dir}; "
+                    "start one with `ringloop up` or pass --nats nats://host:port"
+                )
+            server = EmbeddedServer(
+                settings.nats_store_dir,
+                port=settings.nats.port,
+                sync_always=settings.nats.sync_interval == "always",
+            )
+            await asyncio.to_thread(server.start)
+            url = server.url
+            url_file(settings).write_text(url)
+        try:
+            nc = await connect(settings.nats, url)
+            await ensure_streams(nc.jetstream(), settings.streams, replicas=settings.nats.replicas)
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
+        return cls(settings, nc, EventStore(nc), server)
+
+    async def close(self) -> None:
+        for runner in self.runners.values():
+            await runner.stop()
+        await self.nc.drain()
+        if self.server is not None:
+            await self.server.astop()
+            url_file(self.settings).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ read models
+
+    def projection_runner(
+        self, name: str, *, db_path: Path | str | None = None
+    ) -> ProjectionRunner:
+        """This process's runner for a projection (the shared SQLite file by default)."""
+        if name not in self.runners:
+            path = db_path if db_path is not None else self.settings.projections_db
+            self.runners[name] = ProjectionRunner(PROJECTIONS[name](), self.store, open_db(path))
+        return self.runners[name]
+
+    async def refresh(self, name: str, timeout: float = 30.0) -> None:
+        """Bring a read model up to the end of its stream as it is now."""
+        runner = self.runners[name]
+        last = await self.store.last_seq(runner.projection.stream)
+        await runner.wait_for(last, timeout)
+
+    # ------------------------------------------------------------ handlers
+
+    def handler_spec(self, name: str, *, views_db: Path | str | None = None) -> HandlerSpec:
+        """Bind a handler to its dependencies; the views follow in this process."""
+        factory = HANDLERS.get(name)
+        if factory is None:
+            raise ValueError(f"unknown handler {name!r}; known: {', '.join(sorted(HANDLERS))}")
+        return factory(self, views_db)
+
+    def start_views(self, names: list[str], views_db: Path | str | None) -> None:
+        for name in names:
+            runner = self.projection_runner(name, db_path=views_db)
+            if runner._task is None:
+                runner.start()
+
+
+def _elo_rater(app: App, views_db: Path | str | None) -> HandlerSpec:
+    app.start_views(["elo"], views_db)
+    runner = app.runners["elo"]
+    spec = HandlerSpec(
+        name=elo_rater.NAME,
+        subjects=("loop.match.completed.>",),
+        handle=lambda event: elo_rater.on_match_completed(
+            event, view=runner.state, producer=_producer(elo_rater.NAME)
+        ),
+        stream=LOG_STREAM,
+        batch=32,
+        refresh=functools.partial(app.refresh, "elo"),
+    )
+    return spec
+
+
+@functools.cache
+def _producer(name: str):  # type: ignore[no-untyped-def]
+    from events import Producer
+
+    return Producer.current(name)
+
+
+HANDLERS: dict[str, Callable[[App, Path | str | None], HandlerSpec]] = {
+    elo_rater.NAME: _elo_rater,
+}
+
+
+async def _running_embedded_url(settings: Settings) -> str | None:
+    path = url_file(settings)
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    host, _, port = url.removeprefix("nats://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return url
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["App", "ConnectError", "HANDLERS", "PROJECTIONS", "ServerError", "nats"]

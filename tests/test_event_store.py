@@ -1,0 +1,90 @@
+"""The event store against a real nats-server: dedupe, conditional appends, ranged reads."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from events import LOG_STREAM, DaemonHeartbeat, EloUpdated, RatingChange
+from ops.app import App
+from projections.eventstore import ConcurrencyConflict
+
+
+def heartbeat(n: int) -> DaemonHeartbeat:
+    return DaemonHeartbeat(daemon=f"test-{n}", stats={"n": float(n)})
+
+
+def elo_event(config: str, match: str) -> EloUpdated:
+    change = RatingChange(participant_id="a", before=1500, after=1516, rank=1)
+    return EloUpdated(config=config, match_id=match, changes=[change], k_factor=32)
+
+
+async def test_append_deduplicates_by_event_id(app: App) -> None:
+    event = heartbeat(1)
+    first = await app.store.append(event)
+    again = await app.store.append(event)
+    assert again == first
+    second = heartbeat(2)
+    seqs = await app.store.append_many([event, second, second])
+    assert seqs[0] == first and seqs[1] == seqs[2] and seqs[1] > first
+    stored = await app.store.read_all(LOG_STREAM, "loop.system.heartbeat")
+    assert [s.event.event_id for s in stored].count(event.event_id) == 1
+
+
+async def test_optimistic_concurrency_conflict_on_subject_filter(app: App) -> None:
+    subject = "loop.elo.updated.hex8_3p"
+    seq = await app.store.append(elo_event("hex8_3p", "m1"), expected_last_seq=0, expected_filter=subject)
+    with pytest.raises(ConcurrencyConflict, match="hex8_3p"):
+        await app.store.append(elo_event("hex8_3p", "m2"), expected_last_seq=0, expected_filter=subject)
+    # the same expectation on a wildcard filter spanning configs
+    nxt = await app.store.append(
+        elo_event("hex8_3p", "m3"), expected_last_seq=seq, expected_filter="loop.elo.updated.*"
+    )
+    assert nxt > seq
+    assert await app.store.last_seq(LOG_STREAM, subject) == nxt
+
+
+async def test_atomic_batch_all_or_nothing_and_redelivery(app: App) -> None:
+    subject = "loop.elo.updated.hex8_4p"
+    batch = [elo_event("hex8_4p", "b1"), elo_event("hex8_4p", "b2")]
+    last = await app.store.append_atomic(batch, expected_last_seq=0, expected_filter=subject)
+    assert last is not None
+    assert await app.store.append_atomic(batch, expected_last_seq=0, expected_filter=subject) is None
+    with pytest.raises(ConcurrencyConflict):
+        await app.store.append_atomic(
+            [elo_event("hex8_4p", "b3"), elo_event("hex8_4p", "b4")],
+            expected_last_seq=0,
+            expected_filter=subject,
+        )
+    stored = await app.store.read_all(LOG_STREAM, subject)
+    assert [s.event.match_id for s in stored] == ["b1", "b2"]  # type: ignore[attr-defined]
+
+
+async def test_read_by_sequence_and_time_range(app: App) -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=5)
+    seqs = await app.store.append_many([heartbeat(100 + i) for i in range(20)])
+    middle = await app.store.read_all(LOG_STREAM, "loop.system.>", start_seq=seqs[5], end_seq=seqs[9])
+    assert [s.seq for s in middle] == seqs[5:10]
+    recent = await app.store.read_all(LOG_STREAM, "loop.system.heartbeat", start_time=before)
+    assert [s.seq for s in recent][-20:] == seqs
+    cut = recent[10].time
+    until = await app.store.read_all(LOG_STREAM, "loop.system.heartbeat", start_time=before, end_time=cut)
+    assert all(s.time <= cut for s in until) and seqs[10] in [s.seq for s in until]
+
+
+async def test_follow_sees_new_events(app: App) -> None:
+    start = await app.store.last_seq(LOG_STREAM) + 1
+    seen: list[int] = []
+
+    async def follower() -> None:
+        async for chunk in app.store.read_raw(LOG_STREAM, "loop.system.>", start_seq=start, follow=True):
+            seen.extend(r.seq for r in chunk)
+            if len(seen) >= 3:
+                return
+
+    task = asyncio.create_task(follower())
+    await app.store.append_many([heartbeat(200 + i) for i in range(3)])
+    await asyncio.wait_for(task, 5)
+    assert len(seen) == 3
