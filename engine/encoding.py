@@ -1,0 +1,451 @@
+"""Network input and output encoding: states to float32 planes, moves to policy indices, board symmetries.
+
+Grids: square8 8x8 and square19 19x19 (cell (x, y) at row y, column x); hex boards on
+their axial bounding box, hex8 9x9 and hexagonal 25x25 (cube (x, y, z) at row x + r,
+column y + r), with a validity plane marking the real cells.
+
+Input planes, relative to the player to move (seat 0 = player to move, seat 1 = next, ...):
+validity; per seat: controls-stack, height, cap height (both /10, capped at 1), marker,
+collapsed, has-a-buried-ring; per seat scalars: rings in hand / rings per player,
+eliminated / victory threshold, territory / territory minimum; one-hot phase; the
+must-move / chain-capture cell; the pending territory region; scalars pending-line and
+swap-offered.
+
+Policy layout: ``policy_planes`` planes over the grid (index = plane * H * W + row * W +
+col) followed by ``len(SPECIAL_MOVES)`` reserved indices:
+  * place_ring: 3 planes (count 1-3) at the target cell;
+  * move_stack / overtaking_capture / continue_capture_segment: one plane per
+    (direction, distance) at the origin (a capture's target is implied by the ray);
+  * recovery_slide: one plane per direction at the sliding marker; the variants of one
+    slide (reward option, window, paying stack) share the index;
+  * process_line / choose_line_option: one plane per (line axis, parity, option) at the
+    centre of the collapsed cells (odd count: the middle cell; even count: the lower end,
+    along the axis's positive direction, of the middle pair), which is unique per legal
+    move and moves with the board's symmetries;
+  * choose_territory_option: every cell of the region (``move_indices`` returns them all;
+    priors sum over them and training mass is spread over them);
+  * eliminate_rings_from_stack and forced_elimination: one plane at the stack;
+  * swap, the voluntary skips and the bookkeeping no-ops: the reserved indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine import move as mv
+from engine.config import GameConfig
+from engine.geometry import Geometry, geometry
+from engine.move import Move
+from engine.state import PHASES, GameState
+
+SPECIAL_MOVES = (
+    mv.SWAP_SIDES, mv.SKIP_PLACEMENT, mv.SKIP_CAPTURE, mv.SKIP_RECOVERY, mv.SKIP_TERRITORY,
+    mv.NO_PLACEMENT_ACTION, mv.NO_MOVEMENT_ACTION, mv.NO_LINE_ACTION, mv.NO_TERRITORY_ACTION,
+)  # fmt: skip
+_MOVEMENT = frozenset({mv.MOVE_STACK, mv.OVERTAKING_CAPTURE, mv.CONTINUE_CAPTURE})
+_LINE = frozenset({mv.PROCESS_LINE, mv.CHOOSE_LINE_OPTION})
+_ELIMINATION = frozenset({mv.ELIMINATE_RINGS, mv.FORCED_ELIMINATION})
+PER_SEAT_PLANES = 9
+GLOBAL_PLANES = 1 + len(PHASES) + 4
+HEIGHT_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Grid and policy layout of one config."""
+
+    config: GameConfig
+    height: int
+    width: int
+    grid: NDArray[np.int64]  # cell -> flat grid position
+    max_distance: int
+    place_plane: int
+    move_plane: int
+    recovery_plane: int
+    line_plane: int
+    territory_plane: int
+    eliminate_plane: int
+    policy_planes: int
+
+    @property
+    def in_planes(self) -> int:
+        return GLOBAL_PLANES + PER_SEAT_PLANES * self.config.num_players
+
+    @property
+    def cells(self) -> int:
+        return self.height * self.width
+
+    @property
+    def policy_size(self) -> int:
+        return self.policy_planes * self.cells + len(SPECIAL_MOVES)
+
+    def slot(self, plane: int, cell: int) -> int:
+        return plane * self.cells + int(self.grid[cell])
+
+
+def _grid(g: Geometry) -> tuple[int, int, NDArray[np.int64]]:
+    if g.is_hex:
+        side = 2 * g.radius + 1
+        pos = [(x + g.radius) * side + (y + g.radius) for x, y, _ in map(g.coords, g.cells)]
+        return side, side, np.array(pos, dtype=np.int64)
+    pos = [y * g.size + x for x, y in map(g.coords, g.cells)]
+    return g.size, g.size, np.array(pos, dtype=np.int64)
+
+
+@cache
+def layout(config: GameConfig) -> Layout:
+    """The (cached) grid and policy layout of a config."""
+    g = geometry(config.board)
+    height, width, grid = _grid(g)
+    max_distance = max(len(ray) for rays in g.rays for ray in rays)
+    move_plane = 3
+    recovery_plane = move_plane + g.num_dirs * max_distance
+    line_plane = recovery_plane + g.num_dirs
+    territory_plane = line_plane + len(g.line_axes) * 4
+    return Layout(
+        config, height, width, grid, max_distance, 0, move_plane, recovery_plane, line_plane,
+        territory_plane, territory_plane + 1, territory_plane + 2,
+    )  # fmt: skip
+
+
+def _layout_of(state_or_config: GameState | GameConfig) -> Layout:
+    config = state_or_config if isinstance(state_or_config, GameConfig) else state_or_config.config
+    return layout(config)
+
+
+# ---- input planes ------------------------------------------------------------------------
+def _seat_player(state: GameState, seat: int) -> int:
+    return (state.current_player - 1 + seat) % state.num_players + 1
+
+
+def encode_state(state: GameState) -> NDArray[np.float32]:
+    """Float32 planes (C, H, W) relative to the player to move."""
+    lay = layout(state.config)
+    n = state.num_players
+    planes = np.zeros((lay.in_planes, lay.cells), dtype=np.float32)
+    planes[0, lay.grid] = 1.0
+    seat_of = {_seat_player(state, seat): seat for seat in range(n)}
+    _encode_cells(state, planes, lay, seat_of)
+    for player, seat in seat_of.items():
+        base = 1 + PER_SEAT_PLANES * seat
+        planes[base + 6, lay.grid] = state.rings_in_hand(player) / state.rings_per_player
+        planes[base + 7, lay.grid] = state.eliminated_rings(player) / state.victory_threshold
+        planes[base + 8, lay.grid] = state.territory(player) / state.territory_minimum
+    _encode_globals(state, planes, lay, 1 + PER_SEAT_PLANES * n)
+    return planes.reshape(lay.in_planes, lay.height, lay.width)
+
+
+def _encode_cells(
+    state: GameState, planes: NDArray[np.float32], lay: Layout, seat_of: Mapping[int, int]
+) -> None:
+    for cell, pos in enumerate(lay.grid):
+        stack = state.stack(cell)
+        if stack:
+            base = 1 + PER_SEAT_PLANES * seat_of[stack[0]]
+            planes[base, pos] = 1.0
+            planes[base + 1, pos] = min(len(stack) / HEIGHT_SCALE, 1.0)
+            planes[base + 2, pos] = min(state.cap_height(cell) / HEIGHT_SCALE, 1.0)
+            for owner in set(stack[1:]):
+                planes[1 + PER_SEAT_PLANES * seat_of[owner] + 5, pos] = 1.0
+        marker, collapsed = state.marker(cell), state.collapsed(cell)
+        if marker:
+            planes[1 + PER_SEAT_PLANES * seat_of[marker] + 3, pos] = 1.0
+        if collapsed:
+            planes[1 + PER_SEAT_PLANES * seat_of[collapsed] + 4, pos] = 1.0
+
+
+def _encode_globals(state: GameState, planes: NDArray[np.float32], lay: Layout, base: int) -> None:
+    planes[base + PHASES.index(state.phase), lay.grid] = 1.0
+    base += len(PHASES)
+    focus = state.chain_pos if state.phase in ("capture", "chain_capture") else state.must_move
+    if focus >= 0:
+        planes[base, lay.grid[focus]] = 1.0
+    for cell in state.pending_region or ():
+        planes[base + 1, lay.grid[cell]] = 1.0
+    planes[base + 2, lay.grid] = float(state.pending_line)
+    planes[base + 3, lay.grid] = float(state.swap_offered)
+
+
+# ---- moves <-> policy indices ----------------------------------------------------------------
+def _ordered_line(g: Geometry, cells: Sequence[int]) -> tuple[list[int], int]:
+    """The cells of a straight segment ordered along its axis's positive direction, and the axis."""
+    members = set(cells)
+    if len(members) == 1:
+        raise ValueError(f"a line decision needs at least 2 cells, got {cells!r}")
+    first, second = sorted(members)[:2]
+    direction, _ = g.direction_between(first, second) or (-1, 0)
+    axis = next((i for i, d in enumerate(g.line_axes) if direction in (d, g.opposite[d])), None)
+    if axis is None:
+        raise ValueError(f"cells {cells!r} are not on a line axis of {g.board}")
+    forward = g.line_axes[axis]
+    start = next(c for c in members if g.step[c][g.opposite[forward]] not in members)
+    return [start, *(c for c in g.rays[start][forward][: len(members) - 1])], axis
+
+
+def _line_slot(lay: Layout, g: Geometry, move: Move) -> int:
+    ordered, axis = _ordered_line(g, move.collapse or move.cells)
+    parity = 1 - len(ordered) % 2
+    centre = ordered[(len(ordered) - 1) // 2]
+    option = 1 if move.option == 2 else 0
+    return lay.slot(lay.line_plane + (axis * 2 + parity) * 2 + option, centre)
+
+
+def move_indices(state_or_config: GameState | GameConfig, move: Move) -> tuple[int, ...]:
+    """Every policy slot of a move (one, except a territory region: one per cell)."""
+    lay = _layout_of(state_or_config)
+    g = geometry(lay.config.board)
+    kind = move.type
+    if kind in SPECIAL_MOVES:
+        return (lay.policy_planes * lay.cells + SPECIAL_MOVES.index(kind),)
+    if kind == mv.PLACE_RING:
+        return (lay.slot(lay.place_plane + move.count - 1, move.to_cell),)  # type: ignore[arg-type]
+    if kind in _MOVEMENT or kind == mv.RECOVERY_SLIDE:
+        found = g.direction_between(move.from_cell, move.to_cell)  # type: ignore[arg-type]
+        if found is None:
+            raise ValueError(f"move {move.to_notation()!r} is not along a ray")
+        direction, distance = found
+        if kind == mv.RECOVERY_SLIDE:
+            return (lay.slot(lay.recovery_plane + direction, move.from_cell),)  # type: ignore[arg-type]
+        plane = lay.move_plane + direction * lay.max_distance + distance - 1
+        return (lay.slot(plane, move.from_cell),)  # type: ignore[arg-type]
+    if kind in _LINE:
+        return (_line_slot(lay, g, move),)
+    if kind == mv.CHOOSE_TERRITORY_OPTION:
+        return tuple(lay.slot(lay.territory_plane, c) for c in move.cells)
+    if kind in _ELIMINATION:
+        return (lay.slot(lay.eliminate_plane, move.to_cell),)  # type: ignore[arg-type]
+    raise ValueError(f"no policy index for move type {kind!r} ({move.to_notation()!r})")
+
+
+def move_to_index(state_or_config: GameState | GameConfig, move: Move) -> int:
+    """The policy index of a move (a territory region's first cell)."""
+    return move_indices(state_or_config, move)[0]
+
+
+def policy_size(config: GameConfig) -> int:
+    return layout(config).policy_size
+
+
+def legal_policy_mask(state: GameState, moves: Iterable[Move] | None = None) -> NDArray[np.bool_]:
+    """Boolean mask over the policy of the slots the legal moves occupy."""
+    mask = np.zeros(layout(state.config).policy_size, dtype=bool)
+    for move in state.legal_moves() if moves is None else moves:
+        mask[list(move_indices(state, move))] = True
+    return mask
+
+
+def index_to_move(state: GameState, index: int) -> Move:
+    """The first legal move of ``state`` that occupies policy slot ``index``."""
+    for move in state.legal_moves():
+        if index in move_indices(state, move):
+            return move
+    raise ValueError(f"policy index {index} is no legal move of {state!r}")
+
+
+def move_priors(
+    state: GameState, moves: Sequence[Move], probabilities: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Priors for ``moves`` from a policy distribution: the mass of their slots, renormalised.
+
+    Moves that share a slot (variants of one recovery slide) split its mass evenly.
+    """
+    slots = [move_indices(state, m) for m in moves]
+    sharing: dict[int, int] = {}
+    for indices in slots:
+        for i in indices:
+            sharing[i] = sharing.get(i, 0) + 1
+    priors = np.array(
+        [sum(float(probabilities[i]) / sharing[i] for i in indices) for indices in slots]
+    )
+    total = priors.sum()
+    return priors / total if total > 0 else np.full(len(moves), 1.0 / len(moves))
+
+
+def visits_to_policy(
+    state_or_config: GameState | GameConfig, visits: Mapping[Move, float]
+) -> dict[int, float]:
+    """A visit distribution over moves as policy-index weights (a region's share spread)."""
+    out: dict[int, float] = {}
+    for move, count in visits.items():
+        indices = move_indices(state_or_config, move)
+        for i in indices:
+            out[i] = out.get(i, 0.0) + count / len(indices)
+    return out
+
+
+# ---- board symmetries ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Symmetry:
+    """One board symmetry: where every cell and every direction goes."""
+
+    name: str
+    cell: NDArray[np.int64]  # cell -> image cell
+    direction: tuple[int, ...]  # direction index -> image direction index
+
+
+def _square_maps(n: int) -> list[tuple[str, object]]:
+    m = n - 1
+    return [
+        ("identity", lambda x, y: (x, y)),
+        ("rot90", lambda x, y: (m - y, x)),
+        ("rot180", lambda x, y: (m - x, m - y)),
+        ("rot270", lambda x, y: (y, m - x)),
+        ("flip_x", lambda x, y: (m - x, y)),
+        ("flip_y", lambda x, y: (x, m - y)),
+        ("transpose", lambda x, y: (y, x)),
+        ("antitranspose", lambda x, y: (m - y, m - x)),
+    ]
+
+
+def _hex_maps() -> list[tuple[str, object]]:
+    def rotate(c: tuple[int, ...], times: int) -> tuple[int, ...]:
+        for _ in range(times):
+            c = (-c[2], -c[0], -c[1])
+        return c
+
+    maps: list[tuple[str, object]] = []
+    for reflect in (False, True):
+        for times in range(6):
+            name = f"{'reflect_' if reflect else ''}rot{60 * times}"
+            maps.append(
+                (name, lambda x, y, z, t=times, r=reflect: rotate((x, z, y) if r else (x, y, z), t))
+            )
+    return maps
+
+
+def _direction_image(g: Geometry, transform: object, direction: int) -> int:
+    origin = (0, 0, 0) if g.is_hex else (0, 0)
+    a = transform(*origin)  # type: ignore[operator]
+    b = transform(*g.dirs[direction])  # type: ignore[operator]
+    return g.dirs.index(tuple(q - p for p, q in zip(a, b, strict=True)))
+
+
+@cache
+def symmetries(board: str) -> tuple[Symmetry, ...]:
+    """The board's symmetries (8 on square boards, 12 on hex boards); the first is the identity."""
+    g = geometry(board)
+    maps = _hex_maps() if g.is_hex else _square_maps(g.size)
+    out = []
+    for name, transform in maps:
+        cells = np.array([g.cell_of(transform(*g.coords(c))) for c in g.cells], dtype=np.int64)  # type: ignore[operator]
+        directions = tuple(_direction_image(g, transform, d) for d in range(g.num_dirs))
+        out.append(Symmetry(name, cells, directions))
+    return tuple(out)
+
+
+def _complete(mapping: dict[int, int], size: int) -> NDArray[np.int64]:
+    """A permutation of range(size) extending ``mapping``; unmapped slots pair up in order."""
+    perm = np.full(size, -1, dtype=np.int64)
+    for source, target in mapping.items():
+        perm[source] = target
+    free_sources = [i for i in range(size) if perm[i] < 0]
+    free_targets = sorted(set(range(size)) - set(mapping.values()))
+    perm[free_sources] = free_targets
+    return perm
+
+
+@cache
+def grid_permutation(config: GameConfig, index: int) -> NDArray[np.int64]:
+    """Flat grid position -> image position under symmetry ``index`` (off-board fixed)."""
+    lay = layout(config)
+    sym = symmetries(config.board)[index]
+    return _complete(
+        {int(lay.grid[c]): int(lay.grid[sym.cell[c]]) for c in range(len(sym.cell))}, lay.cells
+    )
+
+
+def _line_slot_image(lay: Layout, g: Geometry, sym: Symmetry, plane: int, cell: int) -> int | None:
+    axis, rest = divmod(plane - lay.line_plane, 4)
+    parity, option = divmod(rest, 2)
+    forward = g.line_axes[axis]
+    image_dir = sym.direction[forward]
+    image_axis = next(i for i, d in enumerate(g.line_axes) if image_dir in (d, g.opposite[d]))
+    centre = int(sym.cell[cell])
+    if parity:
+        other = g.step[cell][forward]
+        if other < 0:
+            return None
+        if image_dir != g.line_axes[image_axis]:
+            centre = int(sym.cell[other])
+    return lay.slot(lay.line_plane + (image_axis * 2 + parity) * 2 + option, centre)
+
+
+def _plane_image(lay: Layout, sym: Symmetry, plane: int) -> int:
+    if lay.move_plane <= plane < lay.recovery_plane:
+        direction, distance = divmod(plane - lay.move_plane, lay.max_distance)
+        return lay.move_plane + sym.direction[direction] * lay.max_distance + distance
+    if lay.recovery_plane <= plane < lay.line_plane:
+        return lay.recovery_plane + sym.direction[plane - lay.recovery_plane]
+    return plane
+
+
+@cache
+def policy_permutation(config: GameConfig, index: int) -> NDArray[np.int64]:
+    """Policy slot -> image slot under symmetry ``index``."""
+    lay = layout(config)
+    g = geometry(config.board)
+    sym = symmetries(config.board)[index]
+    mapping: dict[int, int] = {}
+    for plane in range(lay.policy_planes):
+        for cell in g.cells:
+            if lay.line_plane <= plane < lay.territory_plane:
+                image = _line_slot_image(lay, g, sym, plane, cell)
+            else:
+                image = lay.slot(_plane_image(lay, sym, plane), int(sym.cell[cell]))
+            if image is not None:
+                mapping[lay.slot(plane, cell)] = image
+    specials = lay.policy_planes * lay.cells
+    mapping.update({i: i for i in range(specials, lay.policy_size)})
+    return _complete(mapping, lay.policy_size)
+
+
+def transform_planes(
+    planes: NDArray[np.float32], config: GameConfig, index: int
+) -> NDArray[np.float32]:
+    """Input planes (C, H, W) of the symmetric position."""
+    perm = grid_permutation(config, index)
+    flat = planes.reshape(planes.shape[0], -1)
+    out = np.empty_like(flat)
+    out[:, perm] = flat
+    return out.reshape(planes.shape)
+
+
+def transform_policy(
+    policy: NDArray[np.generic], config: GameConfig, index: int
+) -> NDArray[np.generic]:
+    """A dense policy vector (or mask) of the symmetric position."""
+    out = np.empty_like(policy)
+    out[policy_permutation(config, index)] = policy
+    return out
+
+
+def transform_indices(
+    indices: NDArray[np.int64], config: GameConfig, index: int
+) -> NDArray[np.int64]:
+    return policy_permutation(config, index)[indices]
+
+
+def symmetry_augmenter(config: GameConfig):  # -> engine.training.Augment
+    """A training augmentation hook applying a uniformly drawn symmetry to each sample."""
+    from engine.training import Sample, transformed
+
+    count = len(symmetries(config.board))
+
+    def augment(sample: Sample, rng: np.random.Generator) -> Sample:
+        index = int(rng.integers(count))
+        if index == 0:
+            return sample
+        mask = sample.legal_mask
+        return transformed(
+            sample,
+            transform_planes(sample.planes, config, index),
+            (transform_indices(sample.policy[0], config, index), sample.policy[1]),
+            None if mask is None else transform_policy(mask, config, index).astype(bool),
+        )
+
+    return augment
