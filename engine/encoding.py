@@ -41,6 +41,7 @@ from engine import move as mv
 from engine.config import GameConfig
 from engine.geometry import Geometry, geometry
 from engine.move import Move
+from engine.network import NetworkSpec
 from engine.state import PHASES, GameState
 
 SPECIAL_MOVES = (
@@ -229,6 +230,16 @@ def move_to_index(state_or_config: GameState | GameConfig, move: Move) -> int:
 
 def policy_size(config: GameConfig) -> int:
     return layout(config).policy_size
+
+
+def network_spec(config: GameConfig, *, blocks: int, channels: int) -> NetworkSpec:
+    """The NetworkSpec matching this encoding for a config (spatial policy head)."""
+    lay = layout(config)
+    return NetworkSpec(
+        config=config.name, in_planes=lay.in_planes, height=lay.height, width=lay.width,
+        policy_size=lay.policy_size, num_players=config.num_players, blocks=blocks,
+        channels=channels, policy_planes=lay.policy_planes,
+    )  # fmt: skip
 
 
 def legal_policy_mask(state: GameState, moves: Iterable[Move] | None = None) -> NDArray[np.bool_]:

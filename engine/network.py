@@ -37,6 +37,7 @@ class NetworkSpec:
     num_players: int
     blocks: int
     channels: int
+    policy_planes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("in_planes", "height", "width", "policy_size", "channels"):
@@ -44,8 +45,18 @@ class NetworkSpec:
                 raise ValueError(f"NetworkSpec.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.blocks < 0:
             raise ValueError(f"NetworkSpec.blocks must be >= 0, got {self.blocks!r}")
+        if self.policy_planes < 0 or self.special_moves < 0:
+            raise ValueError(
+                f"NetworkSpec.policy_planes={self.policy_planes!r} needs policy_size >= "
+                f"policy_planes * height * width, got policy_size={self.policy_size!r}"
+            )
         if not 2 <= self.num_players <= 4:
             raise ValueError(f"NetworkSpec.num_players must be 2-4, got {self.num_players!r}")
+
+    @property
+    def special_moves(self) -> int:
+        """Policy entries after the spatial planes (all of them when policy_planes is 0)."""
+        return self.policy_size - self.policy_planes * self.height * self.width
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +64,7 @@ class NetworkSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
         names = {f.name for f in fields(cls)}
-        if set(data) != names:
+        if not set(data) <= names or set(data) < names - {"policy_planes"}:
             raise ValueError(f"NetworkSpec fields must be {sorted(names)}, got {data!r}")
         return cls(**data)
 
@@ -78,6 +89,41 @@ class ResidualBlock(nn.Module):
         return functional.relu(x + self.norm2(self.conv2(y)))
 
 
+class SpatialPolicyHead(nn.Module):
+    """Policy logits laid out as planes over the grid, plus a few non-spatial entries.
+
+    Planes come from a 3x3 then 1x1 convolution (so a logit sees its cell's surroundings);
+    the trailing special entries (skips, swap, no-ops) from a linear map of pooled features.
+    """
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(spec.channels, spec.channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(spec.channels),
+            nn.ReLU(),
+            nn.Conv2d(spec.channels, spec.policy_planes, 1),
+        )
+        self.special = nn.Linear(spec.channels, spec.special_moves) if spec.special_moves else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.body(features).flatten(1)
+        if self.special is None:
+            return logits
+        return torch.cat([logits, self.special(features.mean(dim=(2, 3)))], dim=1)
+
+
+def _dense_policy_head(spec: NetworkSpec, channels: int) -> nn.Module:
+    """Fully connected policy head, for small policies without a spatial layout."""
+    return nn.Sequential(
+        nn.Conv2d(spec.channels, channels, 1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(channels * spec.height * spec.width, spec.policy_size),
+    )
+
+
 class PolicyValueNet(nn.Module):
     """Residual tower with a policy head (logits over the config's moves) and a per-seat value head."""
 
@@ -94,12 +140,10 @@ class PolicyValueNet(nn.Module):
             nn.ReLU(),
         )
         self.tower = nn.Sequential(*(ResidualBlock(spec.channels) for _ in range(spec.blocks)))
-        self.policy_head = nn.Sequential(
-            nn.Conv2d(spec.channels, self.POLICY_CHANNELS, 1, bias=False),
-            nn.BatchNorm2d(self.POLICY_CHANNELS),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(self.POLICY_CHANNELS * cells, spec.policy_size),
+        self.policy_head: nn.Module = (
+            SpatialPolicyHead(spec)
+            if spec.policy_planes
+            else _dense_policy_head(spec, self.POLICY_CHANNELS)
         )
         self.value_head = nn.Sequential(
             nn.Conv2d(spec.channels, 1, 1, bias=False),
