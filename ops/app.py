@@ -150,6 +150,16 @@ HANDLERS: dict[str, Callable[[App, Path | str | None], HandlerSpec]] = {
 }
 
 
+def _merge_loop_wiring() -> None:
+    from ops.loop_wiring import LOOP_HANDLERS, LOOP_PROJECTIONS
+
+    PROJECTIONS.update(LOOP_PROJECTIONS)
+    HANDLERS.update(LOOP_HANDLERS)
+
+
+_merge_loop_wiring()
+
+
 async def _running_embedded_url(settings: Settings) -> str | None:
     path = url_file(settings)
     if not path.exists():

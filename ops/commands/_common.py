@@ -1,0 +1,94 @@
+"""Options every bus-using command shares, and turning them into Settings and an App."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ops.app import App, ConnectError
+from ops.logging import configure_logging
+from ops.server import ServerError
+from ops.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bus")
+    group.add_argument("--nats", metavar="URL", help="use an existing NATS server or cluster")
+    group.add_argument("--state-dir", type=Path, help="state folder (default ./.ringloop)")
+    group.add_argument("--settings", type=Path, help="TOML settings file")
+    group.add_argument("--port", type=int, help="embedded server port (default: a free one)")
+    group.add_argument("--user")
+    group.add_argument("--password")
+    group.add_argument("--creds", type=Path, help="NATS credentials file")
+    group.add_argument("--nkey", type=Path, help="NATS nkey seed file")
+    group.add_argument("--tls-ca", type=Path)
+    group.add_argument("--tls-cert", type=Path)
+    group.add_argument("--tls-key", type=Path)
+    group.add_argument("--replicas", type=int, help="stream replica count on a cluster")
+    group.add_argument("--log-level", default="warning")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    path = args.settings
+    if path is None and args.state_dir is not None and (args.state_dir / "settings.toml").exists():
+        path = args.state_dir / "settings.toml"
+    elif path is None and Path(".ringloop/settings.toml").exists():
+        path = Path(".ringloop/settings.toml")
+    overrides: dict[str, Any] = {
+        "state_dir": str(args.state_dir) if args.state_dir else None,
+        "nats__url": args.nats,
+        "nats__port": args.port,
+        "nats__user": args.user,
+        "nats__password": args.password,
+        "nats__creds_file": args.creds,
+        "nats__nkeys_seed_file": args.nkey,
+        "nats__tls_ca_file": args.tls_ca,
+        "nats__tls_cert_file": args.tls_cert,
+        "nats__tls_key_file": args.tls_key,
+        "nats__replicas": args.replicas,
+    }
+    return load_settings(path, **overrides)
+
+
+def run_with_app(
+    args: argparse.Namespace,
+    body: Callable[[App], Awaitable[int]],
+    *,
+    start_server: bool = True,
+) -> int:
+    """Parse settings, open the App, run `body`, close; clear one-line errors for the user."""
+    configure_logging(getattr(args, "log_level", "warning"))
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        print(f"ringloop: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        app = await App.open(settings, start_server=start_server)
+        try:
+            return await body(app)
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(main())
+    except (ConnectError, ServerError, ValueError, FileExistsError) as exc:
+        print(f"ringloop: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set `stop` so the process drains instead of dying mid-event."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
