@@ -260,6 +260,15 @@ class GameState:
         self._collapsed[cell] = owner
         self._terr[owner] += 1
 
+    def _set_collapsed_raw(self, cell: int, owner: int) -> None:
+        """Loading only: mark a collapsed cell without touching territory counters."""
+        self._board_hash ^= self._ckeys[cell * 5 + owner]
+        self._collapsed[cell] = owner
+
+    def _lps_turn_start_if_needed(self) -> None:
+        if self.phase == RING_PLACEMENT and not self.lps_flags:
+            self._lps_turn_start()
+
     def _eliminate(self, credit: int, rings: tuple[int, ...]) -> None:
         self._elim[credit] += len(rings)
         for r in rings:
@@ -441,24 +450,35 @@ def _can_skip_placement(s: GameState, P: int) -> bool:
 
 def _gen_movement(s: GameState, P: int) -> list[Move]:
     moves = mg.movement_moves(s, P)
-    if moves:
-        return moves
-    if s.must_move < 0 and mg.recovery_eligible(s, P):
+    if not moves and s.must_move < 0 and mg.recovery_eligible(s, P):
         moves = mg.recovery_moves(s, P)
         moves.append(Move(SKIP_RECOVERY, P))
-        return moves
-    return [Move(NO_MOVEMENT_ACTION, P)]
+    if not moves:
+        moves.append(Move(NO_MOVEMENT_ACTION, P))
+    if s.swap_offered and P == 2:
+        # Only reachable from imported states: in play P2's placement-phase move clears it.
+        moves.append(Move(SWAP_SIDES, P))
+    return moves
+
+
+def _chain_origins(s: GameState, P: int) -> list[int]:
+    # Imported legacy states may lack chainCapturePosition: then any controlled stack.
+    return [s.chain_pos] if s.chain_pos >= 0 else mg.controlled_cells(s, P)
 
 
 def _gen_capture(s: GameState, P: int) -> list[Move]:
     moves: list[Move] = []
-    mg.stack_captures(s, P, s.chain_pos, moves)
+    for c in _chain_origins(s, P):
+        mg.stack_captures(s, P, c, moves)
     moves.append(Move(SKIP_CAPTURE, P))
     return moves
 
 
 def _gen_chain(s: GameState, P: int) -> list[Move]:
-    return mg.chain_moves(s, P)
+    moves: list[Move] = []
+    for c in _chain_origins(s, P):
+        mg.stack_captures(s, P, c, moves, CONTINUE_CAPTURE)
+    return moves
 
 
 def _gen_line(s: GameState, P: int) -> list[Move]:
