@@ -64,6 +64,7 @@ class Geometry:
             for c in range(self.num_cells)
         )
         self.cells = range(self.num_cells)
+        self._build_grid()
         self.opposite: tuple[int, ...] = tuple(
             (d + self.num_dirs // 2) % self.num_dirs for d in range(self.num_dirs)
         )
@@ -72,6 +73,38 @@ class Geometry:
             {b: (d, k) for d, ray in enumerate(cell_rays) for k, b in enumerate(ray, 1)}
             for cell_rays in self.rays
         )
+
+    def _build_grid(self) -> None:
+        """Embed cells in a padded rectangular grid so bit masks can flood-fill by shifting."""
+        if self.is_hex:
+            r = self.radius
+            self.grid_width = 2 * r + 2
+            self.grid_index = tuple((c[1] + r) * self.grid_width + c[0] + r for c in self._coords)
+            offsets = [d[1] * self.grid_width + d[0] for d in HEX_DIRS]
+        else:
+            self.grid_width = self.size + 1
+            self.grid_index = tuple(c[1] * self.grid_width + c[0] for c in self._coords)
+            offsets = [1, -1, self.grid_width, -self.grid_width]
+        self.territory_offsets = tuple(offsets)
+        self.cell_of_grid = {g: c for c, g in enumerate(self.grid_index)}
+        self.valid_mask = sum(1 << g for g in self.grid_index)
+        self.bit = tuple(1 << g for g in self.grid_index)
+
+    def grow(self, mask: int, within: int) -> int:
+        """Cells of `within` territory-adjacent to or in `mask`."""
+        out = mask
+        for off in self.territory_offsets:
+            out |= mask << off if off > 0 else mask >> -off
+        return out & within
+
+    def cells_of_mask(self, mask: int) -> list[Cell]:
+        out = []
+        cog = self.cell_of_grid
+        while mask:
+            low = mask & -mask
+            out.append(cog[low.bit_length() - 1])
+            mask ^= low
+        return out
 
     def _ray(self, start: tuple[int, ...], d: tuple[int, ...]) -> tuple[Cell, ...]:
         out = []

@@ -71,6 +71,23 @@ def placement_room(s: GameState, player: int) -> int:
     return min(hand, s.rings_per_player - own_rings_on_board(s, player))
 
 
+_new = tuple.__new__
+
+
+def _free_run(s: GameState, cell: int, need: int) -> bool:
+    """Some ray from `cell` has `need` cells free of stacks and collapse (a non-capture move)."""
+    stacks, collapsed = s._stacks, s._collapsed
+    for ray in s.geometry.rays[cell]:
+        if len(ray) < need:
+            continue
+        for x in ray[:need]:
+            if collapsed[x] or stacks[x]:
+                break
+        else:
+            return True
+    return False
+
+
 def placements(s: GameState, player: int) -> list[Move]:
     """place_ring moves passing no-dead-placement (R081, R082)."""
     room = placement_room(s, player)
@@ -86,11 +103,15 @@ def placements(s: GameState, player: int) -> list[Move]:
         if st:
             cap = cap_height(st) + 1 if st[0] == player else 1
             if has_action_from(s, c, len(st) + 1, cap):
-                out.append(Move(PLACE_RING, player, None, c, None, 1))
+                out.append(_new(Move, (PLACE_RING, player, None, c, None, 1, (), (), 0, "", None)))
+            continue
+        if _free_run(s, c, top_count):
+            for n in range(1, top_count + 1):
+                out.append(_new(Move, (PLACE_RING, player, None, c, None, n, (), (), 0, "", None)))
             continue
         for n in range(1, top_count + 1):
             if has_action_from(s, c, n, n):
-                out.append(Move(PLACE_RING, player, None, c, None, n))
+                out.append(_new(Move, (PLACE_RING, player, None, c, None, n, (), (), 0, "", None)))
     return out
 
 
@@ -129,7 +150,7 @@ def stack_moves(s: GameState, player: int, cell: int, out: list[Move]) -> None:
             if collapsed[x] or stacks[x]:
                 break
             if k >= height:
-                out.append(Move(MOVE_STACK, player, cell, x))
+                out.append(_new(Move, (MOVE_STACK, player, cell, x, None, 0, (), (), 0, "", None)))
 
 
 def stack_captures(
@@ -155,7 +176,9 @@ def stack_captures(
                         if collapsed[y] or stacks[y]:
                             break
                         if j >= height:
-                            out.append(Move(kind, player, cell, y, x))
+                            out.append(
+                                _new(Move, (kind, player, cell, y, x, 0, (), (), 0, "", None))
+                            )
                 break
 
 

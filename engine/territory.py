@@ -19,44 +19,56 @@ def active_colours(s: GameState) -> set[int]:
     return out
 
 
-def _components(s: GameState, border: int) -> list[list[int]]:
-    """Territory-connected components of non-collapsed cells, `border` markers acting as walls."""
-    collapsed, markers = s._collapsed, s._markers
-    nbrs = s.geometry.territory_neighbors
-    seen = [False] * len(collapsed)
-    comps: list[list[int]] = []
-    for start in s.geometry.cells:
-        if seen[start] or collapsed[start] or (border and markers[start] == border):
-            continue
-        seen[start] = True
-        comp = [start]
-        i = 0
-        while i < len(comp):
-            for y in nbrs[comp[i]]:
-                if not seen[y] and not collapsed[y] and not (border and markers[y] == border):
-                    seen[y] = True
-                    comp.append(y)
-            i += 1
+def _component_masks(s: GameState, open_mask: int) -> list[int]:
+    """Territory-connected components of `open_mask`, as bit masks (see Geometry.grow)."""
+    g = s.geometry
+    comps = []
+    rest = open_mask
+    while rest:
+        comp = rest & -rest
+        while True:
+            grown = g.grow(comp, rest)
+            if grown == comp:
+                break
+            comp = grown
         comps.append(comp)
+        rest &= ~comp
     return comps
 
 
 def find_regions(s: GameState) -> dict[Region, int]:
     """Disconnected regions (R141, R142) mapped to the marker colour sealing them (0: none)."""
-    active = active_colours(s)
+    g = s.geometry
+    bit = g.bit
+    n = s.num_players
+    controlled = [0] * (n + 1)
+    marker_bits = [0] * (n + 1)
+    collapsed_bits = 0
+    active: set[int] = set()
+    for c, st in enumerate(s._stacks):
+        if st:
+            controlled[st[0]] |= bit[c]
+            active.update(st)
     if not active:
         return {}
-    stacks = s._stacks
-    colours = sorted({m for m in s._markers if m})
+    for c, m in enumerate(s._markers):
+        if m:
+            marker_bits[m] |= bit[c]
+    for c, o in enumerate(s._collapsed):
+        if o:
+            collapsed_bits |= bit[c]
+    base = g.valid_mask & ~collapsed_bits
     found: dict[Region, int] = {}
-    for border in [0, *colours]:
-        comps = _components(s, border)
-        if len(comps) < 2 and border == 0:
+    for border in range(n + 1):
+        if border and not marker_bits[border]:
+            continue
+        comps = _component_masks(s, base & ~marker_bits[border])
+        if len(comps) < 2:
             continue
         for comp in comps:
-            present = {stacks[c][0] for c in comp if stacks[c]}
-            if len(present) < len(active) and present <= active:
-                region = tuple(sorted(comp))
+            present = sum(1 for p in active if controlled[p] & comp)
+            if present < len(active):
+                region = tuple(sorted(g.cells_of_mask(comp)))
                 found.setdefault(region, border)
     return found
 
