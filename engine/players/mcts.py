@@ -1,0 +1,186 @@
+"""PUCT Monte Carlo tree search over an Evaluator, with per-seat (max-n) backup, root noise and a temperature schedule.
+
+Values are vectors, one entry per player (index 0 = player 1); each node chooses among its
+children by the value of the player to act there, so the same code serves 2-4 players.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.move import Move
+from engine.players.base import terminal_values
+from engine.players.evaluators import Evaluator
+from engine.state import GameState
+
+
+@dataclass
+class Node:
+    """A search node: the prior of the move that leads here and the visit statistics."""
+
+    prior: float
+    player: int = 0  # the player to act in this node's state (0 until expanded)
+    visit_count: int = 0
+    value_sum: np.ndarray | None = None
+    children: dict[Move, Node] = field(default_factory=dict)
+    terminal: np.ndarray | None = None
+
+    @property
+    def expanded(self) -> bool:
+        return bool(self.children) or self.terminal is not None
+
+    def mean_value(self, player: int) -> float:
+        if self.visit_count == 0 or self.value_sum is None:
+            return 0.0
+        return float(self.value_sum[player - 1]) / self.visit_count
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Search parameters, validated on construction."""
+
+    simulations: int = 64
+    c_puct: float = 1.5
+    dirichlet_alpha: float = 0.3
+    dirichlet_fraction: float = 0.25
+    temperature: float = 1.0
+    temperature_moves: int = 20  # moves (per game) played at ``temperature``; argmax after
+
+    def __post_init__(self) -> None:
+        if self.simulations < 1:
+            raise ValueError(f"simulations must be >= 1, got {self.simulations!r}")
+        if self.c_puct <= 0:
+            raise ValueError(f"c_puct must be > 0, got {self.c_puct!r}")
+        if not 0.0 <= self.dirichlet_fraction <= 1.0 or self.dirichlet_alpha <= 0:
+            raise ValueError(
+                f"need dirichlet_alpha > 0 and 0 <= dirichlet_fraction <= 1, got "
+                f"{self.dirichlet_alpha!r}, {self.dirichlet_fraction!r}"
+            )
+        if self.temperature < 0 or self.temperature_moves < 0:
+            raise ValueError(
+                f"temperature and temperature_moves must be >= 0, got "
+                f"{self.temperature!r}, {self.temperature_moves!r}"
+            )
+
+
+class SearchTree:
+    """One game's search tree; leaves are handed out and evaluated by the caller (for batching)."""
+
+    def __init__(self, state: GameState, settings: SearchSettings) -> None:
+        self.state = state.copy()
+        self.settings = settings
+        self.root = Node(prior=1.0)
+
+    def select_leaf(self) -> tuple[list[Node], GameState]:
+        """Walk down by PUCT to an unexpanded or terminal node; return the path and its state."""
+        node, state, path = self.root, self.state.copy(), [self.root]
+        while node.expanded and node.terminal is None:
+            move, node = self._select_child(node)
+            state.apply_unchecked(move)
+            path.append(node)
+        return path, state
+
+    def _select_child(self, node: Node) -> tuple[Move, Node]:
+        scale = self.settings.c_puct * math.sqrt(node.visit_count)
+        best, best_score = None, -math.inf
+        for move, child in node.children.items():
+            score = child.mean_value(node.player) + scale * child.prior / (1 + child.visit_count)
+            if score > best_score:
+                best, best_score = (move, child), score
+        assert best is not None
+        return best
+
+    def expand(self, path: list[Node], state: GameState, priors: np.ndarray) -> None:
+        leaf = path[-1]
+        if state.is_over:
+            leaf.terminal = terminal_values(state)
+            return
+        leaf.player = state.current_player
+        for move, prior in zip(state.legal_moves(), priors, strict=True):
+            leaf.children[move] = Node(prior=float(prior))
+
+    def backup(self, path: list[Node], values: np.ndarray) -> None:
+        if path[-1].terminal is not None:
+            values = path[-1].terminal
+        for node in path:
+            node.visit_count += 1
+            node.value_sum = values.copy() if node.value_sum is None else node.value_sum + values
+
+    def add_noise(self, rng: np.random.Generator) -> None:
+        """Mix Dirichlet noise into the root priors (self-play exploration)."""
+        children = list(self.root.children.values())
+        if len(children) < 2 or self.settings.dirichlet_fraction == 0:
+            return
+        noise = rng.dirichlet([self.settings.dirichlet_alpha] * len(children))
+        fraction = self.settings.dirichlet_fraction
+        for child, eta in zip(children, noise, strict=True):
+            child.prior = (1 - fraction) * child.prior + fraction * float(eta)
+
+    def visits(self) -> dict[Move, int]:
+        return {move: child.visit_count for move, child in self.root.children.items()}
+
+
+def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
+    """One simulation in every tree, all leaves sent to the evaluator in one batch."""
+    leaves = [tree.select_leaf() for tree in trees]
+    pending = [i for i, (_, state) in enumerate(leaves) if not state.is_over]
+    priors, values = evaluator.evaluate([leaves[i][1] for i in pending]) if pending else ([], [])
+    results = dict(zip(pending, zip(priors, values, strict=True), strict=True))
+    for i, (tree, (path, state)) in enumerate(zip(trees, leaves, strict=True)):
+        prior, value = results.get(i, (np.zeros(0), None))
+        tree.expand(path, state, prior)
+        tree.backup(path, value if value is not None else np.zeros(state.num_players))
+
+
+def choose_move(visits: dict[Move, int], temperature: float, rng: random.Random) -> Move:
+    """Sample proportionally to visits^(1/T); T = 0 picks the most visited (ties at random)."""
+    moves = list(visits)
+    counts = np.array([visits[m] for m in moves], dtype=np.float64)
+    if temperature == 0 or counts.sum() == 0:
+        top = np.flatnonzero(counts == counts.max())
+        return moves[int(top[rng.randrange(len(top))])]
+    weights = counts ** (1.0 / temperature)
+    return rng.choices(moves, weights=weights.tolist())[0]
+
+
+class MCTSPlayer:
+    """PUCT search per move; records the root visit distribution in ``last_visits``."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        settings: SearchSettings | None = None,
+        *,
+        noise: bool = False,
+        name: str = "mcts",
+    ) -> None:
+        self.evaluator = evaluator
+        self.settings = settings or SearchSettings()
+        self.noise = noise
+        self.name = name
+        self.last_visits: dict[Move, int] | None = None
+
+    def search(self, state: GameState, rng: random.Random) -> SearchTree:
+        tree = SearchTree(state, self.settings)
+        simulate([tree], self.evaluator)
+        if self.noise:
+            tree.add_noise(np.random.default_rng(rng.getrandbits(64)))
+        for _ in range(self.settings.simulations - 1):
+            simulate([tree], self.evaluator)
+        return tree
+
+    def select_move(self, state: GameState, rng: random.Random) -> Move:
+        moves = state.legal_moves()
+        if len(moves) == 1:
+            self.last_visits = None
+            return moves[0]
+        self.last_visits = self.search(state, rng).visits()
+        temperature = (
+            self.settings.temperature if state.move_count < self.settings.temperature_moves else 0.0
+        )
+        return choose_move(self.last_visits, temperature, rng)

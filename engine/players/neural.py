@@ -1,0 +1,147 @@
+"""Network-guided search: the network evaluator, the batched self-play driver and training samples from its games."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from engine.config import GameConfig
+from engine.encoding import encode_state, legal_policy_mask, move_priors, visits_to_policy
+from engine.network import PolicyValueNet
+from engine.players.base import DEFAULT_MAX_MOVES, GameResult, rank_values
+from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
+from engine.state import GameState
+from engine.training import Sample
+
+
+def relative_to_absolute(values: np.ndarray, current_player: int) -> np.ndarray:
+    """Seat-relative values (index 0 = player to move) -> absolute (index 0 = player 1)."""
+    n = len(values)
+    return np.array([values[(p - current_player) % n] for p in range(1, n + 1)])
+
+
+def absolute_to_relative(values: np.ndarray, current_player: int) -> np.ndarray:
+    n = len(values)
+    return np.array([values[(current_player - 1 + seat) % n] for seat in range(n)])
+
+
+class NetworkEvaluator:
+    """Evaluates a batch of states in one forward pass; priors are the softmax over legal slots."""
+
+    def __init__(self, model: PolicyValueNet, *, device: torch.device | str | None = None) -> None:
+        self.model = model.eval()
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.model.to(self.device)
+        self.positions_evaluated = 0
+
+    @torch.no_grad()
+    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
+        if not states:
+            return [], np.zeros((0, self.model.spec.num_players))
+        planes = torch.from_numpy(np.stack([encode_state(s) for s in states])).to(self.device)
+        logits, values = self.model(planes)
+        logits, values = logits.float().cpu().numpy(), values.float().cpu().numpy()
+        priors = []
+        for state, row in zip(states, logits, strict=True):
+            moves = state.legal_moves()
+            mask = legal_policy_mask(state, moves)
+            exp = np.zeros_like(row)
+            exp[mask] = np.exp(row[mask] - row[mask].max())
+            priors.append(move_priors(state, moves, exp / exp.sum()))
+        self.positions_evaluated += len(states)
+        absolute = [
+            relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)
+        ]
+        return priors, np.array(absolute)
+
+
+class BatchedSelfplay:
+    """Advances many games at once; every simulation step sends all pending leaves in one batch."""
+
+    def __init__(
+        self,
+        evaluator,
+        config: GameConfig,
+        *,
+        games: int,
+        settings: SearchSettings | None = None,
+        noise: bool = True,
+        max_moves: int = DEFAULT_MAX_MOVES,
+    ) -> None:
+        if games < 1:
+            raise ValueError(f"games must be >= 1, got {games!r}")
+        self.evaluator = evaluator
+        self.config = config
+        self.games = games
+        self.settings = settings or SearchSettings()
+        self.noise = noise
+        self.max_moves = max_moves
+
+    def play(self, rng: random.Random) -> list[GameResult]:
+        states = [GameState.initial(self.config) for _ in range(self.games)]
+        results = [GameResult(self.config) for _ in range(self.games)]
+        noise_rng = np.random.default_rng(rng.getrandbits(64))
+        while True:
+            active = [i for i, s in enumerate(states) if self._running(s, results[i])]
+            if not active:
+                break
+            searched = [i for i in active if not self._play_forced(states[i], results[i])]
+            if searched:
+                self._search_and_move(searched, states, results, rng, noise_rng)
+        for state, result in zip(states, results, strict=True):
+            result.finished = state.is_over
+            result.ranking = state.ranking() if state.is_over else [1] * self.config.num_players
+        return results
+
+    def _running(self, state: GameState, result: GameResult) -> bool:
+        return not state.is_over and len(result.moves) < self.max_moves
+
+    def _play_forced(self, state: GameState, result: GameResult) -> bool:
+        moves = state.legal_moves()
+        if len(moves) != 1:
+            return False
+        result.moves.append(moves[0])
+        result.visits.append(None)
+        state.apply_unchecked(moves[0])
+        return True
+
+    def _search_and_move(self, indices, states, results, rng, noise_rng) -> None:
+        trees = [SearchTree(states[i], self.settings) for i in indices]
+        simulate(trees, self.evaluator)
+        if self.noise:
+            for tree in trees:
+                tree.add_noise(noise_rng)
+        for _ in range(self.settings.simulations - 1):
+            simulate(trees, self.evaluator)
+        for i, tree in zip(indices, trees, strict=True):
+            visits = tree.visits()
+            early = states[i].move_count < self.settings.temperature_moves
+            move = choose_move(visits, self.settings.temperature if early else 0.0, rng)
+            results[i].moves.append(move)
+            results[i].visits.append(visits)
+            states[i].apply_unchecked(move)
+
+
+def training_samples(result: GameResult) -> list[Sample]:
+    """One sample per searched move: planes, the visit distribution, the final result per seat."""
+    if len(result.ranking) != result.config.num_players:
+        raise ValueError(f"game result has no ranking: {result.ranking!r}")
+    final = rank_values(result.ranking)
+    state = GameState.initial(result.config)
+    samples = []
+    for move, visits in zip(result.moves, result.visits, strict=True):
+        if visits:
+            policy = visits_to_policy(state, visits)
+            samples.append(
+                Sample.from_search(
+                    encode_state(state),
+                    policy,
+                    absolute_to_relative(final, state.current_player),
+                    legal_mask=legal_policy_mask(state),
+                )
+            )
+        state.apply_unchecked(move)
+    return samples
