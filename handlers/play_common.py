@@ -1,0 +1,486 @@
+"""Shared by the play stages (selfplay, trainer, evaluator, tournaments): knobs, agents, batched games.
+
+The pure pieces: the play settings, a network Evaluator for the search, and a driver that
+plays many games in lock-step so every search leaf of every game is sent to the network in
+one batch. The I/O pieces (last section): the best model of a config, read from the log,
+and checkpoints in the Object Store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from nats.js.errors import NotFoundError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine import GameConfig, GameState, Move
+from engine.encoding import encode_state, move_priors
+from engine.network import NetworkSpec, PolicyValueNet, load_checkpoint
+from engine.players.base import Player, terminal_values
+from engine.players.evaluators import Evaluator, HeuristicEvaluator
+from engine.players.heuristic import HeuristicPlayer, HeuristicWeights, player_scores
+from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
+from engine.players.random_player import RandomPlayer
+from events import ArtifactRef, Event, ModelRegistered, ModelRolledBack, decode
+from events.streams import LOG_STREAM, MODELS_BUCKET
+from projections.eventstore import EventStore
+
+# ---------------------------------------------------------------- settings
+
+
+class PlaySettings(BaseModel):
+    """Every knob of the play stages, validated at start-up (``[loop.play]`` in the settings).
+
+    Profiles: "default" (real runs) and "tiny" (tests, benches on a laptop CPU). These are
+    the fields the play stages need that handlers.settings.LoopSettings does not (yet) hold.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # search (selfplay, evaluation and tournaments use the same budget)
+    simulations: int = Field(default=64, ge=1)
+    c_puct: float = Field(default=1.5, gt=0)
+    dirichlet_alpha: float = Field(default=0.3, gt=0)
+    dirichlet_fraction: float = Field(default=0.25, ge=0, le=1)
+    temperature: float = Field(default=1.0, ge=0)
+    temperature_moves: int = Field(default=20, ge=0)
+    eval_temperature_moves: int = Field(
+        default=4, ge=0, description="opening moves sampled by visits in evaluation games"
+    )
+    max_moves: int = Field(default=600, ge=1, description="moves before adjudication")
+    adjudication: Literal["heuristic", "draw"] = Field(
+        default="heuristic",
+        description="capped games: rank seats by the heuristic score, or all equal (draw)",
+    )
+    parallel_games: int = Field(default=16, ge=1, description="games searched in lock-step")
+    bootstrap_simulations: int = Field(
+        default=32, ge=1, description="budget of the heuristic-guided search before any model"
+    )
+    # selfplay allocation
+    configs: tuple[str, ...] = ("square8_2p",)
+    # network per board
+    blocks: dict[str, int] = Field(
+        default_factory=lambda: {"square8": 6, "hex8": 6, "square19": 10, "hexagonal": 10}
+    )
+    channels: dict[str, int] = Field(
+        default_factory=lambda: {"square8": 64, "hex8": 64, "square19": 128, "hexagonal": 128}
+    )
+    # training
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    window_games: int = Field(default=20_000, ge=1, description="newest games trained on")
+    augment: bool = True
+    # evaluation
+    eval_games: int = Field(default=40, ge=2, description="games per opponent at most")
+    eval_round: int = Field(default=8, ge=1, description="games per SPRT check")
+    eval_baselines: tuple[str, ...] = ("random", "heuristic")
+    sprt_elo0: float = 0.0
+    sprt_elo1: float = 30.0
+    sprt_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    sprt_beta: float = Field(default=0.05, gt=0, lt=0.5)
+    # delivery
+    trainer_ack_wait_s: float = Field(default=30.0, gt=0)
+    evaluator_ack_wait_s: float = Field(default=30.0, gt=0)
+
+    def search(self, *, selfplay: bool) -> SearchSettings:
+        return SearchSettings(
+            simulations=self.simulations,
+            c_puct=self.c_puct,
+            dirichlet_alpha=self.dirichlet_alpha,
+            dirichlet_fraction=self.dirichlet_fraction if selfplay else 0.0,
+            temperature=self.temperature,
+            temperature_moves=self.temperature_moves if selfplay else self.eval_temperature_moves,
+        )
+
+    def network_size(self, config: GameConfig) -> tuple[int, int]:
+        return self.blocks.get(config.board, 6), self.channels.get(config.board, 64)
+
+
+TINY_PROFILE: dict[str, Any] = {
+    "simulations": 8,
+    "bootstrap_simulations": 8,
+    "max_moves": 80,
+    "parallel_games": 4,
+    "temperature_moves": 10,
+    "blocks": {"square8": 1, "hex8": 1, "square19": 1, "hexagonal": 1},
+    "channels": {"square8": 8, "hex8": 8, "square19": 8, "hexagonal": 8},
+    "epochs": 1,
+    "batch_size": 64,
+    "eval_games": 4,
+    "eval_round": 4,
+    "trainer_ack_wait_s": 3.0,
+    "evaluator_ack_wait_s": 3.0,
+}
+PROFILES: dict[str, dict[str, Any]] = {"default": {}, "tiny": TINY_PROFILE}
+
+
+def play_settings(loop: dict[str, Any] | None = None) -> PlaySettings:
+    """PlaySettings from the ``[loop]`` table: its ``profile`` then its ``play`` overrides."""
+    loop = loop or {}
+    profile = str(loop.get("profile", "default"))
+    if profile not in PROFILES:
+        raise ValueError(f"setting loop.profile={profile!r}: expected one of {sorted(PROFILES)}")
+    data = {**PROFILES[profile], **dict(loop.get("play", {}))}
+    try:
+        return PlaySettings.model_validate(data)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"setting loop.play.{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(fields) from None
+
+
+# ---------------------------------------------------------------- network evaluation
+
+
+class NetworkEvaluator:
+    """The Evaluator protocol over a PolicyValueNet: one forward pass per batch of states.
+
+    The network's values are relative to the player to move; the search wants them per
+    player (index 0 = player 1), so they are rotated back here.
+    """
+
+    def __init__(self, model: PolicyValueNet, spec: NetworkSpec) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.device = next(model.parameters()).device
+        self.positions = 0
+
+    @torch.no_grad()
+    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
+        planes = torch.from_numpy(np.stack([encode_state(s) for s in states])).to(self.device)
+        logits, values = self.model(planes)
+        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        relative = values.float().cpu().numpy()
+        self.positions += len(states)
+        priors, absolute = [], np.empty_like(relative)
+        for row, state in enumerate(states):
+            moves = state.legal_moves()
+            priors.append(move_priors(state, moves, probabilities[row]) if moves else np.zeros(0))
+            n = state.num_players
+            seats = [(state.current_player - 1 + seat) % n for seat in range(n)]
+            absolute[row, seats] = relative[row]
+        return priors, absolute
+
+
+# ---------------------------------------------------------------- agents and the game driver
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One seat's player: a search over an evaluator, or a direct player (random, heuristic)."""
+
+    participant_id: str
+    evaluator: Evaluator | None = None
+    search: SearchSettings | None = None
+    player: Player | None = None
+    noise: bool = False
+    model_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.evaluator is None) == (self.player is None):
+            raise ValueError(f"agent {self.participant_id!r} needs an evaluator or a player")
+        if self.evaluator is not None and self.search is None:
+            raise ValueError(f"search agent {self.participant_id!r} needs SearchSettings")
+
+
+def tier_agent(name: str, settings: PlaySettings) -> Agent:
+    """An agent for a tier name: random, heuristic, or mcts<N> (heuristic-guided, N sims)."""
+    if name == "random":
+        return Agent(name, player=RandomPlayer())
+    if name == "heuristic":
+        return Agent(name, player=HeuristicPlayer())
+    if name.startswith("mcts") and name[4:].isdigit() and int(name[4:]) > 0:
+        search = replace(settings.search(selfplay=False), simulations=int(name[4:]))
+        return Agent(name, evaluator=HeuristicEvaluator(), search=search)
+    raise ValueError(f"unknown tier {name!r}; tiers are random, heuristic, mcts<N> (e.g. mcts32)")
+
+
+def model_agent(
+    participant_id: str,
+    evaluator: NetworkEvaluator,
+    settings: PlaySettings,
+    *,
+    selfplay: bool,
+    sha256: str | None,
+) -> Agent:
+    return Agent(
+        participant_id,
+        evaluator=evaluator,
+        search=settings.search(selfplay=selfplay),
+        noise=selfplay,
+        model_sha256=sha256,
+    )
+
+
+@dataclass
+class PlayedGame:
+    """A finished game: seats in order, moves, per-move visits (None: not searched)."""
+
+    config: GameConfig
+    seats: list[Agent]
+    seed: int
+    moves: list[Move] = field(default_factory=list)
+    visits: list[dict[Move, int] | None] = field(default_factory=list)
+    ranking: list[int] = field(default_factory=list)
+    winner: int | None = None
+    termination: str = "normal"
+    duration_s: float = 0.0
+
+
+class _Table:
+    """One game in progress inside the lock-step driver."""
+
+    def __init__(self, config: GameConfig, seats: list[Agent], seed: int) -> None:
+        self.state = GameState.initial(config)
+        self.record = PlayedGame(config, seats, seed)
+        self.rng = random.Random(seed)
+        self.noise_rng = np.random.default_rng(seed)
+        self.started = time.perf_counter()
+
+    @property
+    def agent(self) -> Agent:
+        return self.record.seats[self.state.current_player - 1]
+
+    def play(self, move: Move, visits: dict[Move, int] | None) -> None:
+        self.record.moves.append(move)
+        self.record.visits.append(visits)
+        self.state.apply_unchecked(move)
+
+
+class Cancelled(RuntimeError):
+    """The game batch was abandoned because its worker is stopping."""
+
+
+def play_games(
+    config: GameConfig,
+    seatings: Sequence[Sequence[Agent]],
+    seeds: Sequence[int],
+    settings: PlaySettings,
+    *,
+    stop: threading.Event | None = None,
+) -> list[PlayedGame]:
+    """Play one game per seating in lock-step; search leaves are evaluated in shared batches."""
+    tables = [_Table(config, list(s), seed) for s, seed in zip(seatings, seeds, strict=True)]
+    for seats in seatings:
+        if len(seats) != config.num_players:
+            raise ValueError(f"{config.name} needs {config.num_players} seats, got {len(seats)}")
+    while active := [t for t in tables if not _finished(t, settings)]:
+        if stop is not None and stop.is_set():
+            raise Cancelled(f"stopped with {len(active)} games of {config.name} unfinished")
+        searching = _play_direct_moves(active)
+        for group in _groups(searching).values():
+            _search_step(group)
+    return [_finish(t, settings) for t in tables]
+
+
+def _finished(table: _Table, settings: PlaySettings) -> bool:
+    return table.state.is_over or len(table.record.moves) >= settings.max_moves
+
+
+def _play_direct_moves(tables: list[_Table]) -> list[_Table]:
+    """Play the moves that need no search; return the tables whose mover must search."""
+    searching = []
+    for table in tables:
+        agent, moves = table.agent, table.state.legal_moves()
+        if agent.player is not None:
+            table.play(agent.player.select_move(table.state, table.rng), None)
+        elif len(moves) == 1:
+            table.play(moves[0], None)
+        else:
+            searching.append(table)
+    return searching
+
+
+def _groups(tables: list[_Table]) -> dict[tuple[int, int], list[_Table]]:
+    groups: dict[tuple[int, int], list[_Table]] = {}
+    for table in tables:
+        agent = table.agent
+        assert agent.search is not None
+        groups.setdefault((id(agent.evaluator), agent.search.simulations), []).append(table)
+    return groups
+
+
+def _search_step(tables: list[_Table]) -> None:
+    """One move in each table: simulations in lock-step, one evaluator batch per simulation."""
+    evaluator = tables[0].agent.evaluator
+    assert evaluator is not None
+    trees = [SearchTree(t.state, t.agent.search) for t in tables]  # type: ignore[arg-type]
+    simulate(trees, evaluator)
+    for table, tree in zip(tables, trees, strict=True):
+        if table.agent.noise:
+            tree.add_noise(table.noise_rng)
+    for _ in range(tree.settings.simulations - 1):
+        simulate(trees, evaluator)
+    for table, tree in zip(tables, trees, strict=True):
+        search = tree.settings
+        visits = tree.visits()
+        hot = table.state.move_count < search.temperature_moves
+        table.play(choose_move(visits, search.temperature if hot else 0.0, table.rng), visits)
+
+
+def _finish(table: _Table, settings: PlaySettings) -> PlayedGame:
+    record, state = table.record, table.state
+    if state.is_over:
+        record.ranking = state.ranking()
+        record.winner = state.winner
+        record.termination = state.victory_reason or "normal"
+    else:
+        record.ranking = adjudicate(state, settings.adjudication)
+        record.termination = f"max_moves_{settings.adjudication}"
+        firsts = [seat for seat, rank in enumerate(record.ranking, 1) if rank == 1]
+        record.winner = firsts[0] if len(firsts) == 1 else None
+    record.duration_s = time.perf_counter() - table.started
+    return record
+
+
+def adjudicate(state: GameState, how: str) -> list[int]:
+    """Ranks of an unfinished (capped) game: by heuristic score, or everyone equal."""
+    if how == "draw":
+        return [1] * state.num_players
+    scores = player_scores(state, HeuristicWeights())
+    return [1 + int((scores > score + 1e-9).sum()) for score in scores]
+
+
+def seat_values(ranking: Sequence[int], current_player: int) -> np.ndarray:
+    """Value targets in seat order relative to ``current_player`` (the network's frame)."""
+    from engine.players.base import rank_values
+
+    absolute = rank_values(ranking)
+    n = len(ranking)
+    return np.array([absolute[(current_player - 1 + s) % n] for s in range(n)], np.float32)
+
+
+def rotated_seatings(participants: Sequence[Agent], games: int) -> list[list[Agent]]:
+    """Seatings for ``games`` games rotating every participant through every seat."""
+    n = len(participants)
+    return [[participants[(g + s) % n] for s in range(n)] for g in range(games)]
+
+
+__all__ = [
+    "Agent",
+    "Cancelled",
+    "NetworkEvaluator",
+    "PlaySettings",
+    "PlayedGame",
+    "adjudicate",
+    "model_agent",
+    "play_games",
+    "play_settings",
+    "rotated_seatings",
+    "seat_values",
+    "terminal_values",
+    "tier_agent",
+]
+
+
+# ---------------------------------------------------------------- models: registry and Object Store
+#
+# Small reads of the log, usable from any process without a read model: the best model
+# of a config is the newest ModelPromoted (or ModelRolledBack) on its subject, and its
+# artifact is named by the model's ModelRegistered.
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model: where its weights are and which generation it is."""
+
+    config: str
+    model_id: str
+    artifact: ArtifactRef | None
+    generation: int = 0
+
+
+async def last_event(store: EventStore, subject: str) -> tuple[int, Event] | None:
+    """The newest event on an exact subject of the log, with its sequence."""
+    try:
+        msg = await store.js.get_last_msg(LOG_STREAM, subject)
+    except NotFoundError:
+        return None
+    return int(msg.seq or 0), decode(msg.data or b"")
+
+
+async def best_model(store: EventStore, config: str) -> ModelRef | None:
+    """The config's current best model (None while it has none)."""
+    promoted = await last_event(store, f"loop.model.promoted.{config}")
+    rolled = await last_event(store, f"loop.model.rolled_back.{config}")
+    newest = max((e for e in (promoted, rolled) if e is not None), default=None)
+    if newest is None:
+        return None
+    event = newest[1]
+    model_id = (
+        event.restored_model_id if isinstance(event, ModelRolledBack) else event.model_id  # type: ignore[attr-defined]
+    )
+    return await registered_model(store, config, model_id)
+
+
+async def registered_model(store: EventStore, config: str, model_id: str) -> ModelRef | None:
+    """The model's registration (None if it was never registered)."""
+    found = None
+    async for stored in store.read(LOG_STREAM, f"loop.model.registered.{config}"):
+        event = stored.event
+        if isinstance(event, ModelRegistered) and event.model_id == model_id:
+            found = ModelRef(config, model_id, event.artifact, event.generation)
+    return found
+
+
+async def has_any_model(store: EventStore, config: str) -> bool:
+    return await last_event(store, f"loop.model.registered.{config}") is not None
+
+
+def checkpoint_cache(state_dir: Path) -> Path:
+    path = state_dir / "cache" / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def fetch_checkpoint(store: EventStore, artifact: ArtifactRef, cache_dir: Path) -> bytes:
+    """The checkpoint bytes, from the local cache or the Object Store, sha256 verified."""
+    cached = cache_dir / f"{artifact.sha256}.pt"
+    if cached.exists():
+        return cached.read_bytes()
+    bucket = await store.js.object_store(artifact.bucket)
+    result = await bucket.get(artifact.name)
+    data = bytes(result.data or b"")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != artifact.sha256:
+        raise ValueError(
+            f"object {artifact.bucket}/{artifact.name} has sha256 {digest}, "
+            f"the registry says {artifact.sha256}"
+        )
+    temporary = cached.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(cached)
+    return data
+
+
+async def put_checkpoint(store: EventStore, name: str, data: bytes) -> ArtifactRef:
+    """Store checkpoint bytes in the models bucket; the ref carries their sha256 and size."""
+    bucket = await store.js.object_store(MODELS_BUCKET)
+    await bucket.put(name, data)
+    return ArtifactRef(
+        bucket=MODELS_BUCKET, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+    )
+
+
+async def load_network(
+    store: EventStore, model: ModelRef, cache_dir: Path
+) -> tuple[NetworkEvaluator, str]:
+    """A NetworkEvaluator for a registered model (weights_only load) and its sha256."""
+    if model.artifact is None:
+        raise ValueError(f"model {model.model_id!r} of {model.config} has no artifact")
+    data = await fetch_checkpoint(store, model.artifact, cache_dir)
+    network, spec = load_checkpoint(data)
+    return NetworkEvaluator(network, spec), model.artifact.sha256

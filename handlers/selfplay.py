@@ -1,0 +1,255 @@
+"""A long-running worker (not a reaction): reads the best model and curriculum; emits GameCompleted.
+
+Each batch: pick a config by the curriculum weights, make sure the config's current best
+model is loaded (a ModelPromoted since the last batch swaps the weights in without a
+restart; before any model exists the heuristic-guided search tier plays), play
+``parallel_games`` games in lock-step with PUCT (Dirichlet noise at the root, temperature
+for the opening moves, network leaves batched across games), append one GameCompleted per
+game with the root visit distribution of every searched move. Any number of copies run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import structlog
+
+from engine import GameConfig
+from events import CurriculumRebalanced, DaemonHeartbeat, GameCompleted, Producer, SeatAssignment
+from handlers.play_common import (
+    Agent,
+    Cancelled,
+    ModelRef,
+    NetworkEvaluator,
+    PlayedGame,
+    PlaySettings,
+    best_model,
+    checkpoint_cache,
+    last_event,
+    load_network,
+    model_agent,
+    play_games,
+    tier_agent,
+)
+from projections.eventstore import EventStore
+
+NAME = "selfplay"
+BOOTSTRAP_TIER = "mcts{}"  # heuristic-guided search while a config has no model
+
+log = structlog.get_logger(__name__)
+
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def game_completed(
+    played: PlayedGame,
+    *,
+    purpose: str,
+    game_id: str,
+    producer: Producer,
+    model_id: str | None = None,
+    generation: int = 0,
+) -> GameCompleted:
+    """The GameCompleted record of a played game (moves and visits in compact notation)."""
+    searched = any(v is not None for v in played.visits)
+    return GameCompleted(
+        producer=producer,
+        config=played.config.name,
+        purpose=purpose,  # type: ignore[arg-type]
+        game_id=game_id,
+        seats=[
+            SeatAssignment(seat=i, participant_id=a.participant_id, model_sha256=a.model_sha256)
+            for i, a in enumerate(played.seats, 1)
+        ],
+        winner=played.winner,
+        ranking=played.ranking,
+        termination=played.termination,
+        moves=[m.to_notation() for m in played.moves],
+        visits=[
+            {m.to_notation(): c for m, c in v.items() if c > 0} if v is not None else {}
+            for v in played.visits
+        ]
+        if searched
+        else None,
+        model_id=model_id,
+        generation=generation,
+        seed=played.seed,
+        duration_s=round(played.duration_s, 4),
+    )
+
+
+def selfplay_agent(
+    config: GameConfig,
+    settings: PlaySettings,
+    network: NetworkEvaluator | None,
+    model: ModelRef | None,
+) -> Agent:
+    """The agent every seat of a selfplay game uses: the best model, else the bootstrap tier."""
+    if network is None or model is None or model.artifact is None:
+        bootstrap = tier_agent(BOOTSTRAP_TIER.format(settings.bootstrap_simulations), settings)
+        return Agent(
+            bootstrap.participant_id,
+            evaluator=bootstrap.evaluator,
+            search=replace(
+                settings.search(selfplay=True), simulations=settings.bootstrap_simulations
+            ),
+            noise=True,
+        )
+    return model_agent(
+        model.model_id, network, settings, selfplay=True, sha256=model.artifact.sha256
+    )
+
+
+def play_selfplay_batch(
+    config: GameConfig,
+    settings: PlaySettings,
+    *,
+    seed: int,
+    producer: Producer,
+    network: NetworkEvaluator | None = None,
+    model: ModelRef | None = None,
+    games: int | None = None,
+    stop: threading.Event | None = None,
+) -> list[GameCompleted]:
+    """Play a batch of selfplay games (all seats the same agent) and record them."""
+    count = games or settings.parallel_games
+    agent = selfplay_agent(config, settings, network, model)
+    seeds = [_game_seed(seed, i) for i in range(count)]
+    played = play_games(config, [[agent] * config.num_players] * count, seeds, settings, stop=stop)
+    return [
+        game_completed(
+            game,
+            purpose="selfplay",
+            game_id=f"sp-{config.name}-{game.seed:016x}",
+            producer=producer,
+            model_id=model.model_id if network is not None and model else None,
+            generation=model.generation if network is not None and model else 0,
+        )
+        for game in played
+    ]
+
+
+def _game_seed(batch_seed: int, index: int) -> int:
+    return (batch_seed * 1_000_003 + index) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def choose_config(
+    weights: Mapping[str, float], enabled: Sequence[str], rng: random.Random
+) -> GameConfig:
+    """A config drawn by curriculum weight among the enabled ones (uniform without weights)."""
+    allowed = [(c, float(weights.get(c, 0.0))) for c in enabled]
+    if sum(w for _, w in allowed) <= 0:
+        allowed = [(c, 1.0) for c in enabled]
+    names, values = zip(*allowed, strict=True)
+    return GameConfig.parse(rng.choices(names, weights=values)[0])
+
+
+# ---------------------------------------------------------------- the worker
+
+
+@dataclass
+class SelfplayWorker:
+    """The I/O around the pure pieces: best model per config, curriculum, appending games."""
+
+    store: EventStore
+    settings: PlaySettings
+    cache_dir: Path
+    producer: Producer = field(default_factory=lambda: Producer.current(NAME))
+    loaded: dict[str, tuple[str, NetworkEvaluator]] = field(default_factory=dict)
+    games: int = 0
+    moves: int = 0
+    seconds: float = 0.0
+
+    async def curriculum_weights(self) -> dict[str, float]:
+        found = await last_event(self.store, "loop.curriculum.rebalanced")
+        if found is None or not isinstance(found[1], CurriculumRebalanced):
+            return {}
+        return dict(found[1].weights)
+
+    async def network_for(self, config: str) -> tuple[ModelRef | None, NetworkEvaluator | None]:
+        """The config's best model, loaded once per sha256 (a promotion swaps it in)."""
+        model = await best_model(self.store, config)
+        if model is None or model.artifact is None:
+            return None, None
+        current = self.loaded.get(config)
+        if current is None or current[0] != model.artifact.sha256:
+            network, sha = await load_network(self.store, model, self.cache_dir)
+            self.loaded[config] = (sha, network)
+            log.info("selfplay_model_loaded", config=config, model_id=model.model_id, sha256=sha)
+        return model, self.loaded[config][1]
+
+    async def batch(
+        self, rng: random.Random, stop: threading.Event | None = None
+    ) -> list[GameCompleted]:
+        """Play and append one batch; returns the games appended."""
+        config = choose_config(await self.curriculum_weights(), self.settings.configs, rng)
+        model, network = await self.network_for(config.name)
+        started = time.perf_counter()
+        records = await asyncio.to_thread(
+            play_selfplay_batch,
+            config,
+            self.settings,
+            seed=rng.getrandbits(63),
+            producer=self.producer,
+            network=network,
+            model=model,
+            stop=stop,
+        )
+        self.seconds += time.perf_counter() - started
+        await self.store.append_many(records)
+        self.games += len(records)
+        self.moves += sum(len(r.moves) for r in records)
+        return records
+
+    def heartbeat(self) -> DaemonHeartbeat:
+        rate = self.seconds or 1e-9
+        return DaemonHeartbeat(
+            producer=self.producer,
+            daemon=NAME,
+            stats={
+                "games": self.games,
+                "moves": self.moves,
+                "games_per_s": self.games / rate,
+                "moves_per_s": self.moves / rate,
+            },
+        )
+
+
+async def run(
+    store: EventStore,
+    settings: PlaySettings,
+    state_dir: Path,
+    stop: asyncio.Event,
+    *,
+    seed: int | None = None,
+    max_batches: int | None = None,
+) -> SelfplayWorker:
+    """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended)."""
+    worker = SelfplayWorker(store, settings, checkpoint_cache(state_dir))
+    rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8)))
+    halt = threading.Event()
+    watcher = asyncio.create_task(_relay(stop, halt))
+    try:
+        while not stop.is_set() and (max_batches is None or max_batches > 0):
+            try:
+                await worker.batch(rng, halt)
+            except Cancelled:
+                break
+            await store.append(worker.heartbeat())
+            max_batches = None if max_batches is None else max_batches - 1
+    finally:
+        watcher.cancel()
+    return worker
+
+
+async def _relay(stop: asyncio.Event, halt: threading.Event) -> None:
+    await stop.wait()
+    halt.set()
