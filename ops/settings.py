@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from handlers.settings import LoopSettings
+
 
 class SettingsError(ValueError):
     """Bad settings: the message names the field and quotes the value."""
@@ -59,7 +61,7 @@ class Settings(BaseModel):
     state_dir: Path = Path(".ringloop")
     nats: NatsSettings = NatsSettings()
     streams: StreamSettings = StreamSettings()
-    loop: dict[str, Any] = Field(default_factory=dict, description="see ops.loop_settings")
+    loop: LoopSettings = Field(default_factory=LoopSettings, description="see handlers.settings")
 
     @property
     def nats_store_dir(self) -> Path:
