@@ -129,8 +129,10 @@ def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
     """One simulation in every tree, all leaves sent to the evaluator in one batch."""
     leaves = [tree.select_leaf() for tree in trees]
     pending = [i for i, (_, state) in enumerate(leaves) if not state.is_over]
-    priors, values = evaluator.evaluate([leaves[i][1] for i in pending]) if pending else ([], [])
-    results = dict(zip(pending, zip(priors, values, strict=True), strict=True))
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if pending:
+        priors, values = evaluator.evaluate([leaves[i][1] for i in pending])
+        results = {i: (priors[k], values[k]) for k, i in enumerate(pending)}
     for i, (tree, (path, state)) in enumerate(zip(trees, leaves, strict=True)):
         prior, value = results.get(i, (np.zeros(0), None))
         tree.expand(path, state, prior)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import GameConfig
+from engine.move import Move
 from engine.state import GameState
 from engine.tiers import make_player
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     render = _renderer()
     state = GameState.initial(config)
-    moves = []
+    moves: list[Move] = []
     while not state.is_over and len(moves) < args.max_moves:
         move = players[state.current_player - 1].select_move(state, rng)
         state.apply(move)

@@ -79,3 +79,21 @@ def test_spec_validation() -> None:
 
 def test_select_device() -> None:
     assert select_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_spatial_policy_head_round_trips(tmp_path) -> None:
+    from engine.config import GameConfig
+    from engine.encoding import layout, network_spec
+
+    config = GameConfig("hex8", 3)
+    spec = network_spec(config, blocks=1, channels=8)
+    assert spec.policy_planes == layout(config).policy_planes and spec.special_moves == 9
+    model = build_network(spec).eval()
+    x = torch.randn(2, spec.in_planes, spec.height, spec.width)
+    logits, values = model(x)
+    assert logits.shape == (2, spec.policy_size) and values.shape == (2, 3)
+    save_checkpoint(model, spec, tmp_path / "hex.pt")
+    loaded, loaded_spec = load_checkpoint(tmp_path / "hex.pt", device="cpu")
+    assert loaded_spec == spec
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[0], model(x)[0])
