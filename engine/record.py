@@ -46,7 +46,9 @@ def _apply_recorded(s: GameState, data: dict[str, Any], result: ReplayResult) ->
             legal = s.legal_moves()
             if len(legal) != 1 or legal[0].type not in BOOKKEEPING or s.is_over:
                 raise
-            result.warnings.append(f"inserted {legal[0].type} before move {result.moves_applied + 1}")
+            result.warnings.append(
+                f"inserted {legal[0].type} before move {result.moves_applied + 1}"
+            )
             s.apply(legal[0])
     s.apply(s.match_move(move))
 
@@ -77,7 +79,9 @@ def _compare_summary(record: dict[str, Any], s: GameState, result: ReplayResult)
     winner = record.get("winner")
     if winner is not None:
         if not s.is_over:
-            result.error = f"record names winner {winner} but the game is not over after its last move"
+            result.error = (
+                f"record names winner {winner} but the game is not over after its last move"
+            )
         elif s.winner != int(winner):
             result.error = f"record names winner {winner}, our game ends with winner {s.winner}"
     outcome = record.get("outcome")
@@ -88,7 +92,9 @@ def _compare_summary(record: dict[str, Any], s: GameState, result: ReplayResult)
         ours = final_score(s)
         for key, value in final.items():
             if key in ours and ours[key] != value:
-                result.warnings.append(f"finalScore.{key} {value!r} differs from ours {ours[key]!r}")
+                result.warnings.append(
+                    f"finalScore.{key} {value!r} differs from ours {ours[key]!r}"
+                )
 
 
 def final_score(s: GameState) -> dict[str, Any]:
@@ -96,7 +102,9 @@ def final_score(s: GameState) -> dict[str, Any]:
     return {
         "ringsEliminated": {str(p): s.eliminated_rings(p) for p in range(1, n + 1)},
         "territorySpaces": {str(p): s.territory(p) for p in range(1, n + 1)},
-        "ringsRemaining": {str(p): s.rings_in_hand(p) + s.rings_on_board(p) for p in range(1, n + 1)},
+        "ringsRemaining": {
+            str(p): s.rings_in_hand(p) + s.rings_on_board(p) for p in range(1, n + 1)
+        },
     }
 
 

@@ -206,6 +206,17 @@ def state_to_json(s: GameState) -> dict[str, Any]:
         d["mustMoveFromStackKey"] = g.key(s.must_move)
     if s.pending_region is not None:
         d["pendingTerritoryRegion"] = [g.position(c) for c in s.pending_region]
+    # Our turn bookkeeping, so a state resumes exactly (RingRift ignores unknown keys).
+    d["ringloop"] = {
+        "turnChanged": s.turn_changed,
+        "turnRecovery": s.turn_recovery,
+        "swapOffered": s.swap_offered,
+        "swapped": s.swapped,
+        "moveCount": s.move_count,
+        "lastActor": s.last_actor,
+        "lps": [sorted(s.lps_flags.items()), s.lps_exclusive, s.lps_rounds],
+        "eliminationTurn": s.elimination_turn[1:],
+    }
     return d
 
 
@@ -250,12 +261,33 @@ def state_from_json(d: dict[str, Any]) -> GameState:
     s.swap_rule = bool((d.get("rulesOptions") or {}).get("swapRuleEnabled", True)) and n == 2
     history = d.get("moveHistory") or []
     s.move_count = len(history)
+    s.turn_count = max(0, int(d.get("turnNumber") or 1) - 1)
     s.swap_offered = s.swap_rule and s.current_player == 2 and _p2_not_moved(history)
+    pending = d.get("pendingTerritoryRegion")
+    if pending is not None:
+        s.pending_region = tuple(sorted(g.cell_of_position(p) for p in pending))
+    ours = d.get("ringloop")
+    if ours:
+        _restore_turn(s, ours)
     if d.get("gameStatus") in ("completed", "finished") or s.phase == GAME_OVER:
         s.phase = GAME_OVER
         s.winner = d.get("winner")
-    s._lps_turn_start_if_needed()
+        s.victory_reason = d.get("victoryReason")
+    if not ours:
+        s._lps_turn_start_if_needed()
     return s
+
+
+def _restore_turn(s: GameState, ours: dict[str, Any]) -> None:
+    s.turn_changed = bool(ours["turnChanged"])
+    s.turn_recovery = bool(ours["turnRecovery"])
+    s.swap_offered = bool(ours["swapOffered"])
+    s.swapped = bool(ours["swapped"])
+    s.move_count = int(ours["moveCount"])
+    s.last_actor = int(ours["lastActor"])
+    flags, s.lps_exclusive, s.lps_rounds = ours["lps"]
+    s.lps_flags = {int(p): bool(f) for p, f in flags}
+    s.elimination_turn = [s.elimination_turn[0], *(int(t) for t in ours["eliminationTurn"])]
 
 
 def _p2_not_moved(history: list[dict]) -> bool:

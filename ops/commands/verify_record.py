@@ -39,7 +39,9 @@ def verify_file(path: Path) -> tuple[bool, str]:
             notes.insert(0, f"winner {result.winner} ({result.reason})")
     summary = f"OK {path}: {len(records)} record(s), {moves} moves"
     if notes:
-        summary += "; " + "; ".join(notes if len(notes) < 6 else [*notes[:5], f"... {len(notes) - 5} more"])
+        summary += "; " + "; ".join(
+            notes if len(notes) < 6 else [*notes[:5], f"... {len(notes) - 5} more"]
+        )
     return lines_ok, summary
 
 
