@@ -458,6 +458,7 @@ class AsyncEloService:
         self._owns_app = owns_app
         self._rater: HandlerRuntime | None = None
         self._rater_task: asyncio.Task[None] | None = None
+        self._closing = False
         self.producer = Producer.current(self.producer_name)
         if "elo" not in app.runners:
             db = memory_copy(app.settings.projections_db)
@@ -475,8 +476,10 @@ class AsyncEloService:
         return cls(app, rater=rater, owns_app=True)
 
     async def close(self) -> None:
-        if self._rater is not None and self._rater_task is not None:
+        self._closing = True
+        if self._rater is not None:
             self._rater.stop()
+        if self._rater_task is not None:
             await self._rater_task
         await self.models.stop()
         if self._owns_app:
@@ -667,10 +670,23 @@ class AsyncEloService:
         return entry
 
     def _ensure_rater(self) -> None:
-        if not self._want_rater or self._rater is not None:
+        if not self._want_rater or self._rater_task is not None:
             return
-        self._rater = HandlerRuntime(self.app.handler_spec("elo-rater"), self.app.store)
-        self._rater_task = asyncio.create_task(self._rater.run(), name="elo-service:rater")
+        self._rater_task = asyncio.create_task(self._run_rater(), name="elo-service:rater")
+
+    async def _run_rater(self) -> None:
+        """The elo-rater in this loop until close(); restarted after a stray fetch timeout.
+
+        Workaround: HandlerRuntime.run catches nats.errors.TimeoutError only, but nats-py's
+        fetch can raise a bare asyncio TimeoutError, which would end the rater.
+        """
+        spec = self.app.handler_spec("elo-rater")
+        while not self._closing:
+            self._rater = HandlerRuntime(spec, self.app.store)
+            try:
+                await self._rater.run()
+            except TimeoutError:
+                continue
 
     async def _rating_of(self, config: str, match_id: str) -> dict[str, tuple[float, float]]:
         """Wait for the match's EloUpdated in the read model; key -> (before, after)."""
