@@ -1,12 +1,33 @@
 """What reacts to what: one line per stage, from the event it consumes to its handler.
 
-| consumes          | handler (module)     | emits                          |
-|-------------------|----------------------|--------------------------------|
-| MatchCompleted    | elo_rater            | EloUpdated                     |
+| consumes                                   | handler (module)                  | emits                                     |
+|--------------------------------------------|-----------------------------------|-------------------------------------------|
+| ModelPromoted (and curriculum weights)     | selfplay (loop)                   | GameCompleted                             |
+| GameCompleted (selfplay)                   | data_gate.on_game_completed       | TrainingRequested                         |
+| TrainingRequested                          | trainer                           | TrainingStarted, TrainingCompleted/Failed |
+| TrainingCompleted                          | evaluator                         | EvaluationStarted, MatchCompleted, EvaluationCompleted |
+| MatchCompleted                             | elo_rater.on_match_completed      | EloUpdated                                |
+| EvaluationCompleted                        | promoter.on_evaluation_completed  | ModelPromoted / ModelRejected             |
+| EloUpdated                                 | promoter.on_elo_updated           | ModelRolledBack (regression watch)        |
+| ModelPromoted, ModelRejected, EloUpdated   | curriculum.on_loop_event          | CurriculumRebalanced                      |
+| TrainingCompleted/Failed, EvaluationCompleted, ModelRejected | feedback.on_loop_event | FeedbackSignalRaised            |
+| TaskStarted                                | coordinator.on_task_started       | TaskFinished (expired leases)             |
 
-The composition root (ops.app) binds each handler to its dependencies and the runtime.
+Readers of the loop's read models: selfplay reads curriculum weights and feedback knobs
+(handlers.feedback.knobs), the trainer the batch size knob, the evaluator the registry's
+current best. The composition root (ops.app, ops.loop_wiring) binds each handler to its
+dependencies and the runtime; every threshold comes from handlers.settings.LoopSettings.
 """
 
-REACTIONS: dict[str, str] = {
-    "match.completed": "elo_rater.on_match_completed",
+REACTIONS: dict[str, list[str]] = {
+    "model.promoted": ["selfplay", "curriculum.on_loop_event"],
+    "game.completed": ["data_gate.on_game_completed"],
+    "training.requested": ["trainer"],
+    "training.completed": ["evaluator", "feedback.on_loop_event"],
+    "training.failed": ["feedback.on_loop_event"],
+    "match.completed": ["elo_rater.on_match_completed"],
+    "evaluation.completed": ["promoter.on_evaluation_completed", "feedback.on_loop_event"],
+    "elo.updated": ["promoter.on_elo_updated", "curriculum.on_loop_event"],
+    "model.rejected": ["curriculum.on_loop_event", "feedback.on_loop_event"],
+    "task.started": ["coordinator.on_task_started"],
 }
