@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from events import MatchCompleted, Producer, derive_event_id
+from events import MatchCompleted, MatchParticipant, Producer, derive_event_id
 from events.envelope import CONFIG_PATTERN
 from ops.app import App
 from ops.elo_service import (
@@ -279,7 +279,7 @@ def to_event(match: SourceMatch, producer: Producer) -> MatchCompleted:
         config=config,
         match_id=match.match_id,
         participants=[
-            {"participant_id": pid, "rank": rank, "seat": seat}
+            MatchParticipant(participant_id=pid, rank=rank, seat=seat)
             for seat, (pid, rank) in enumerate(zip(match.participant_ids, ranks, strict=True), 1)
         ],
         game_id=match.game_id,

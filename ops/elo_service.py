@@ -39,7 +39,14 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from engine.rating import DEFAULT_RATING, PINNED_RATINGS, ml_ratings
-from events import LOG_STREAM, MatchCompleted, ModelRegistered, Producer, derive_event_id
+from events import (
+    LOG_STREAM,
+    MatchCompleted,
+    MatchParticipant,
+    ModelRegistered,
+    Producer,
+    derive_event_id,
+)
 from events.envelope import CONFIG_PATTERN, new_event_id
 from handlers.runtime import HandlerRuntime
 from ops.app import App, _running_embedded_url
@@ -632,12 +639,12 @@ class AsyncEloService:
                 f"{participant_ids!r} {positions!r}"
             )
         await self.refresh()
-        participants = []
-        for participant_id, rank in zip(
-            participant_ids, ranks_from_positions(positions), strict=True
-        ):
-            participants.append(self._participant(config, participant_id, rank))
+        ranks = ranks_from_positions(positions)
         try:
+            participants = [
+                MatchParticipant(**self._participant(config, participant_id, rank))
+                for participant_id, rank in zip(participant_ids, ranks, strict=True)
+            ]
             return MatchCompleted(
                 producer=self.producer,
                 config=config,

@@ -17,8 +17,11 @@ from ops.elo_service import (
     AsyncEloService,
     EloService,
     MatchRefused,
+    close_elo_services,
     config_name,
+    get_elo_service,
     id_config_conflict,
+    init_elo_database,
     ranks_from_positions,
 )
 from ops.settings import Settings
@@ -129,6 +132,14 @@ async def test_synchronous_facade(settings: Settings, service: AsyncEloService) 
     assert result["model_b"] == 1516.0 and result["config"] == "hex8_2p"
     assert [row["participant_id"] for row in board] == ["sync-b", "sync-a"]
 
+    def singleton() -> bool:
+        try:
+            return get_elo_service(settings) is init_elo_database(settings)
+        finally:
+            close_elo_services()
+
+    assert await asyncio.to_thread(singleton)
+
 
 async def test_leaderboard_command_json(
     service: AsyncEloService, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -148,3 +159,14 @@ async def test_leaderboard_command_json(
     text = capsys.readouterr().out
     assert "alpha" in text and "beta" not in text and "95% interval" in text
     assert await asyncio.to_thread(main, [*args[:2], "nope_2p", *args[3:]]) == 2
+
+
+async def test_leaderboard_reads_a_copy_when_up_owns_the_folder(
+    service: AsyncEloService, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "nats.url").write_text(str(settings.nats.url))  # as `ringloop up` leaves it
+    args = ["leaderboard", "--config", "square8_2p", "--json", "--state-dir", str(tmp_path)]
+    assert await asyncio.to_thread(main, args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["elo"] for r in rows] == [r["elo"] for r in await service.leaderboard("square8_2p")]
+    assert not (tmp_path / "projections.db").exists()  # the owner's file is left alone
