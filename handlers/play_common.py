@@ -33,69 +33,102 @@ from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulat
 from engine.players.random_player import RandomPlayer
 from events import ArtifactRef, Event, ModelRegistered, ModelRolledBack, decode
 from events.streams import LOG_STREAM, MODELS_BUCKET
+from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 
 # ---------------------------------------------------------------- settings
 
 
 class PlaySettings(BaseModel):
-    """Every knob of the play stages, validated at start-up (``[loop.play]`` in the settings).
+    """The knobs of the play stages, flattened from LoopSettings (handlers.settings).
 
-    Profiles: "default" (real runs) and "tiny" (tests, benches on a laptop CPU). These are
-    the fields the play stages need that handlers.settings.LoopSettings does not (yet) hold.
+    Built by ``PlaySettings.from_loop``; the fields marked "play only" are not in
+    LoopSettings yet and take their defaults here (per preset).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # search (selfplay, evaluation and tournaments use the same budget)
-    simulations: int = Field(default=64, ge=1)
-    c_puct: float = Field(default=1.5, gt=0)
+    # search: selfplay.* (evaluation uses the same settings at evaluation.simulations)
+    simulations: int = Field(default=200, ge=1)
+    eval_simulations: int = Field(default=100, ge=1)
+    c_puct: float = Field(default=1.5, gt=0, description="play only")
     dirichlet_alpha: float = Field(default=0.3, gt=0)
     dirichlet_fraction: float = Field(default=0.25, ge=0, le=1)
     temperature: float = Field(default=1.0, ge=0)
     temperature_moves: int = Field(default=20, ge=0)
     eval_temperature_moves: int = Field(
-        default=4, ge=0, description="opening moves sampled by visits in evaluation games"
+        default=4, ge=0, description="play only: opening moves sampled by visits in eval games"
     )
-    max_moves: int = Field(default=600, ge=1, description="moves before adjudication")
+    max_moves: int = Field(default=400, ge=1, description="moves before adjudication")
     adjudication: Literal["heuristic", "draw"] = Field(
         default="heuristic",
-        description="capped games: rank seats by the heuristic score, or all equal (draw)",
+        description="play only: a capped game ranks seats by heuristic score, or all equal",
     )
-    parallel_games: int = Field(default=16, ge=1, description="games searched in lock-step")
+    parallel_games: int = Field(default=8, ge=1, description="selfplay games per batch")
     bootstrap_simulations: int = Field(
-        default=32, ge=1, description="budget of the heuristic-guided search before any model"
+        default=64, ge=1, description="play only: heuristic-guided search before any model"
     )
-    # selfplay allocation
     configs: tuple[str, ...] = ("square8_2p",)
-    # network per board
-    blocks: dict[str, int] = Field(
-        default_factory=lambda: {"square8": 6, "hex8": 6, "square19": 10, "hexagonal": 10}
-    )
-    channels: dict[str, int] = Field(
-        default_factory=lambda: {"square8": 64, "hex8": 64, "square19": 128, "hexagonal": 128}
-    )
-    # training
-    epochs: int = Field(default=2, ge=1)
+    # training.*
+    blocks: dict[str, int] = Field(default_factory=dict)
+    channels: dict[str, int] = Field(default_factory=dict)
+    epochs: int = Field(default=4, ge=1)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
-    window_games: int = Field(default=20_000, ge=1, description="newest games trained on")
-    augment: bool = True
-    # evaluation
-    eval_games: int = Field(default=40, ge=2, description="games per opponent at most")
-    eval_round: int = Field(default=8, ge=1, description="games per SPRT check")
+    weight_decay: float = Field(default=1e-4, ge=0)
+    amp: bool = True
+    window_games: int = Field(default=20_000, ge=1)
+    window_generations: int = Field(default=4, ge=1)
+    augment: bool = Field(default=True, description="play only: random board symmetry")
+    # evaluation.*
+    eval_games: int = Field(default=200, ge=1, description="most games against the best")
+    baseline_games: int = Field(default=40, ge=1, description="games against each baseline")
+    eval_round: int = Field(default=8, ge=1, description="play only: games per SPRT check")
     eval_baselines: tuple[str, ...] = ("random", "heuristic")
     sprt_elo0: float = 0.0
-    sprt_elo1: float = 30.0
+    sprt_elo1: float = 10.0
     sprt_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     sprt_beta: float = Field(default=0.05, gt=0, lt=0.5)
-    # delivery
-    trainer_ack_wait_s: float = Field(default=30.0, gt=0)
-    evaluator_ack_wait_s: float = Field(default=30.0, gt=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    # delivery (play only): redelivery delay after a crash; heartbeats keep live work alive
+    ack_wait_s: float = Field(default=30.0, gt=0)
+
+    @classmethod
+    def from_loop(cls, loop: LoopSettings, **play_only: Any) -> PlaySettings:
+        sp, tr, ev = loop.selfplay, loop.training, loop.evaluation
+        extras = {**(TINY_PLAY_ONLY if loop.preset == "tiny" else {}), **play_only}
+        return cls(
+            simulations=sp.simulations,
+            eval_simulations=ev.simulations,
+            dirichlet_alpha=sp.dirichlet_alpha,
+            dirichlet_fraction=sp.dirichlet_fraction,
+            temperature=sp.temperature,
+            temperature_moves=sp.temperature_moves,
+            max_moves=sp.max_moves,
+            parallel_games=sp.games_per_task,
+            configs=loop.configs,
+            blocks={b: n.blocks for b, n in tr.networks.items()},
+            channels={b: n.channels for b, n in tr.networks.items()},
+            epochs=tr.epochs,
+            batch_size=tr.batch_size,
+            learning_rate=tr.learning_rate,
+            weight_decay=tr.weight_decay,
+            amp=tr.amp,
+            window_games=tr.window_games,
+            window_generations=tr.window_generations,
+            eval_games=ev.games,
+            baseline_games=ev.baseline_games,
+            sprt_elo0=ev.sprt.elo0,
+            sprt_elo1=ev.sprt.elo1,
+            sprt_alpha=ev.sprt.alpha,
+            sprt_beta=ev.sprt.beta,
+            confidence=ev.confidence,
+            **extras,
+        )
 
     def search(self, *, selfplay: bool) -> SearchSettings:
         return SearchSettings(
-            simulations=self.simulations,
+            simulations=self.simulations if selfplay else self.eval_simulations,
             c_puct=self.c_puct,
             dirichlet_alpha=self.dirichlet_alpha,
             dirichlet_fraction=self.dirichlet_fraction if selfplay else 0.0,
@@ -107,39 +140,19 @@ class PlaySettings(BaseModel):
         return self.blocks.get(config.board, 6), self.channels.get(config.board, 64)
 
 
-TINY_PROFILE: dict[str, Any] = {
-    "simulations": 8,
+TINY_PLAY_ONLY: dict[str, Any] = {
     "bootstrap_simulations": 8,
-    "max_moves": 80,
-    "parallel_games": 4,
-    "temperature_moves": 10,
-    "blocks": {"square8": 1, "hex8": 1, "square19": 1, "hexagonal": 1},
-    "channels": {"square8": 8, "hex8": 8, "square19": 8, "hexagonal": 8},
-    "epochs": 1,
-    "batch_size": 64,
-    "eval_games": 4,
     "eval_round": 4,
-    "trainer_ack_wait_s": 3.0,
-    "evaluator_ack_wait_s": 3.0,
+    "ack_wait_s": 3.0,
 }
-PROFILES: dict[str, dict[str, Any]] = {"default": {}, "tiny": TINY_PROFILE}
 
 
-def play_settings(loop: dict[str, Any] | None = None) -> PlaySettings:
-    """PlaySettings from the ``[loop]`` table: its ``profile`` then its ``play`` overrides."""
-    loop = loop or {}
-    profile = str(loop.get("profile", "default"))
-    if profile not in PROFILES:
-        raise ValueError(f"setting loop.profile={profile!r}: expected one of {sorted(PROFILES)}")
-    data = {**PROFILES[profile], **dict(loop.get("play", {}))}
+def play_settings(loop: dict[str, Any] | None = None, **play_only: Any) -> PlaySettings:
+    """PlaySettings from the ``[loop]`` table of the settings (LoopSettings, validated)."""
     try:
-        return PlaySettings.model_validate(data)
+        return PlaySettings.from_loop(LoopSettings.validated(dict(loop or {})), **play_only)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"setting loop.play.{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ValueError(fields) from None
+        raise ValueError(f"play settings: {exc}") from None
 
 
 # ---------------------------------------------------------------- network evaluation

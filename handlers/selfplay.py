@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -57,10 +58,15 @@ def game_completed(
     producer: Producer,
     model_id: str | None = None,
     generation: int = 0,
+    **envelope: Any,
 ) -> GameCompleted:
-    """The GameCompleted record of a played game (moves and visits in compact notation)."""
+    """The GameCompleted record of a played game (moves and visits in compact notation).
+
+    ``envelope`` may set event_id, causation_id and correlation_id (derived ids).
+    """
     searched = any(v is not None for v in played.visits)
     return GameCompleted(
+        **envelope,
         producer=producer,
         config=played.config.name,
         purpose=purpose,  # type: ignore[arg-type]

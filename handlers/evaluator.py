@@ -1,0 +1,309 @@
+"""Consumes TrainingCompleted; plays the gating match against the best model and the baselines; emits EvaluationStarted, GameCompleted (eval) and MatchCompleted per game, then EvaluationCompleted.
+
+The candidate plays at selfplay's search budget without root noise (the first
+``eval_temperature_moves`` moves are sampled by visits, so games differ). Each opponent
+gets rounds of ``eval_round`` games played in lock-step (network leaves batched across
+games), seats rotating; an SPRT (engine.stats) after every round stops an opponent early
+once decided. Multiplayer configs fill the extra seats with baselines; a game counts as a
+win against the opponent when the candidate finishes ranked above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from engine import GameConfig
+from engine.stats import sprt, wilson_interval
+from events import (
+    LOG_STREAM,
+    EvaluationCompleted,
+    EvaluationStarted,
+    Event,
+    GameCompleted,
+    MatchCompleted,
+    MatchParticipant,
+    OpponentResult,
+    Producer,
+    TrainingCompleted,
+    derive_event_id,
+)
+from handlers.play_common import (
+    Agent,
+    ModelRef,
+    PlayedGame,
+    PlaySettings,
+    best_model,
+    checkpoint_cache,
+    load_network,
+    model_agent,
+    play_games,
+    rotated_seatings,
+    tier_agent,
+)
+from handlers.selfplay import game_completed
+from projections.eventstore import EventStore
+
+NAME = "evaluator"
+FILLER_TIERS = ("heuristic", "random", "mcts16", "mcts32")
+
+log = structlog.get_logger(__name__)
+
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def fillers(config: GameConfig, present: Sequence[str], settings: PlaySettings) -> list[Agent]:
+    """Baseline agents for the seats a head-to-head leaves empty (distinct participants)."""
+    free = [t for t in FILLER_TIERS if t not in present]
+    return [tier_agent(t, settings) for t in free[: config.num_players - len(present)]]
+
+
+def pair_score(game: PlayedGame, candidate: str, opponent: str) -> float:
+    """1 if the candidate finished above the opponent, 0.5 level, 0 below."""
+    ranks = {a.participant_id: r for a, r in zip(game.seats, game.ranking, strict=True)}
+    if ranks[candidate] == ranks[opponent]:
+        return 0.5
+    return 1.0 if ranks[candidate] < ranks[opponent] else 0.0
+
+
+def seed_for(*parts: object) -> int:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+@dataclass
+class Tally:
+    """Results against one opponent so far."""
+
+    opponent: str
+    wins: int = 0
+    draws: int = 0
+    losses: int = 0
+
+    @property
+    def games(self) -> int:
+        return self.wins + self.draws + self.losses
+
+    def add(self, score: float) -> None:
+        if score == 1.0:
+            self.wins += 1
+        elif score == 0.0:
+            self.losses += 1
+        else:
+            self.draws += 1
+
+    def result(self, settings: PlaySettings) -> OpponentResult:
+        points = self.wins + 0.5 * self.draws
+        low, high = wilson_interval(points, self.games, settings.confidence)
+        test = sprt(
+            self.wins,
+            self.draws,
+            self.losses,
+            elo0=settings.sprt_elo0,
+            elo1=settings.sprt_elo1,
+            alpha=settings.sprt_alpha,
+            beta=settings.sprt_beta,
+        )
+        return OpponentResult(
+            opponent=self.opponent,
+            games=self.games,
+            wins=self.wins,
+            losses=self.losses,
+            draws=self.draws,
+            score=points / self.games if self.games else 0.0,
+            wilson_low=low,
+            wilson_high=high,
+            sprt=test.decision,
+            llr=test.llr,
+        )
+
+
+def match_completed(
+    cause: Event,
+    record: GameCompleted,
+    played: PlayedGame,
+    *,
+    match_id: str,
+    context: str,
+    context_id: str,
+    producer: Producer,
+    tag: str,
+) -> MatchCompleted:
+    """The rated result of one game; model participants carry sha256 and config."""
+    participants = [
+        MatchParticipant(
+            participant_id=agent.participant_id,
+            rank=rank,
+            seat=seat,
+            model_sha256=agent.model_sha256,
+            config=record.config if agent.model_sha256 else None,
+        )
+        for seat, (agent, rank) in enumerate(zip(played.seats, played.ranking, strict=True), 1)
+    ]
+    return cause.caused(
+        MatchCompleted,
+        tag,
+        producer=producer,
+        config=record.config,
+        match_id=match_id,
+        participants=participants,
+        game_id=record.game_id,
+        game_subject=record.subject(),
+        context=context,
+        context_id=context_id,
+    )
+
+
+def game_events(
+    cause: Event,
+    played: Sequence[PlayedGame],
+    *,
+    prefix: str,
+    first_index: int,
+    context: str,
+    context_id: str,
+    producer: Producer,
+    generation: int = 0,
+) -> list[Event]:
+    """GameCompleted (purpose eval) then MatchCompleted for each game, ids derived from ``cause``."""
+    out: list[Event] = []
+    for index, game in enumerate(played, first_index):
+        game_id = f"{prefix}:{index}"
+        record = game_completed(
+            game,
+            purpose="eval",
+            game_id=game_id,
+            producer=producer,
+            generation=generation,
+            event_id=derive_event_id(cause.event_id, f"game:{game_id}"),
+            causation_id=cause.event_id,
+            correlation_id=cause.correlation_id or cause.event_id,
+        )
+        match = match_completed(
+            cause,
+            record,
+            game,
+            match_id=game_id,
+            context=context,
+            context_id=context_id,
+            producer=producer,
+            tag=f"match:{game_id}",
+        )
+        out += [record, match]
+    return out
+
+
+# ---------------------------------------------------------------- the handler
+
+
+@dataclass(frozen=True)
+class EvaluatorDeps:
+    store: EventStore
+    settings: PlaySettings
+    state_dir: Path
+    producer: Producer
+
+
+async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event] | None:
+    """Gate a new model: head-to-heads against the best and the baselines, then a summary."""
+    if not isinstance(event, TrainingCompleted):
+        return None
+    evaluation_id = f"eval-{event.training_id}"
+    if await _already_evaluated(deps.store, event.config, evaluation_id):
+        return None
+    cache = checkpoint_cache(deps.state_dir)
+    candidate_ref = ModelRef(event.config, event.model_id, event.artifact, event.generation)
+    network, sha = await load_network(deps.store, candidate_ref, cache)
+    candidate = model_agent(event.model_id, network, deps.settings, selfplay=False, sha256=sha)
+    opponents = await _opponents(deps, event)
+    await deps.store.append(
+        event.caused(
+            EvaluationStarted,
+            "evaluation-started",
+            producer=deps.producer,
+            config=event.config,
+            evaluation_id=evaluation_id,
+            candidate=event.model_id,
+            opponents=[o.participant_id for o in opponents],
+        )
+    )
+    results = []
+    for opponent in opponents:
+        results.append(await _head_to_head(event, evaluation_id, candidate, opponent, deps))
+    log.info("evaluation_completed", config=event.config, candidate=event.model_id)
+    return [
+        event.caused(
+            EvaluationCompleted,
+            "evaluation-completed",
+            producer=deps.producer,
+            config=event.config,
+            evaluation_id=evaluation_id,
+            candidate=event.model_id,
+            results=results,
+            decided_early=any(r.sprt != "continue" for r in results),
+        )
+    ]
+
+
+async def _opponents(deps: EvaluatorDeps, event: TrainingCompleted) -> list[Agent]:
+    agents = [tier_agent(name, deps.settings) for name in deps.settings.eval_baselines]
+    best = await best_model(deps.store, event.config)
+    if best is not None and best.artifact is not None and best.model_id != event.model_id:
+        network, sha = await load_network(deps.store, best, checkpoint_cache(deps.state_dir))
+        agents.insert(
+            0, model_agent(best.model_id, network, deps.settings, selfplay=False, sha256=sha)
+        )
+    return agents
+
+
+async def _head_to_head(
+    event: TrainingCompleted,
+    evaluation_id: str,
+    candidate: Agent,
+    opponent: Agent,
+    deps: EvaluatorDeps,
+) -> OpponentResult:
+    """Rounds of games against one opponent until the SPRT decides or the budget is spent."""
+    settings = deps.settings
+    config = GameConfig.parse(event.config)
+    present = [candidate.participant_id, opponent.participant_id]
+    lineup = [candidate, opponent, *fillers(config, present, settings)]
+    tally = Tally(opponent.participant_id)
+    budget = settings.eval_games if opponent.model_sha256 else settings.baseline_games
+    while tally.games < budget:
+        count = min(settings.eval_round, budget - tally.games)
+        seatings = rotated_seatings(lineup, tally.games + count)[tally.games :]
+        seeds = [
+            seed_for(evaluation_id, opponent.participant_id, tally.games + i) for i in range(count)
+        ]
+        played = await asyncio.to_thread(play_games, config, seatings, seeds, settings)
+        await deps.store.append_many(
+            game_events(
+                event,
+                played,
+                prefix=f"{evaluation_id}:{opponent.participant_id}",
+                first_index=tally.games,
+                context="evaluation",
+                context_id=evaluation_id,
+                producer=deps.producer,
+                generation=event.generation,
+            )
+        )
+        for game in played:
+            tally.add(pair_score(game, candidate.participant_id, opponent.participant_id))
+        if tally.result(settings).sprt != "continue":
+            break
+    return tally.result(settings)
+
+
+async def _already_evaluated(store: EventStore, config: str, evaluation_id: str) -> bool:
+    async for stored in store.read(LOG_STREAM, f"loop.eval.completed.{config}"):
+        if getattr(stored.event, "evaluation_id", None) == evaluation_id:
+            return True
+    return False

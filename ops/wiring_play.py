@@ -1,0 +1,141 @@
+"""Wiring of the play stages: factories binding selfplay, trainer and evaluator to their dependencies.
+
+ops.loop_wiring merges PLAY_HANDLERS into ops.app's handler table, so `ringloop run
+trainer` (or `evaluator`, `selfplay`) and `ringloop up` run them.
+
+Selfplay and the evaluator's tournament work are worker loops, not reactions to one event.
+Until the runtime knows about daemons, their factory starts the loop as a task beside the
+HandlerSpec it returns (``spec.extra["daemon"]`` names it) and stops it when the
+connection starts draining (App.close). The selfplay spec itself consumes ModelPromoted
+as a nudge to look for new weights before the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from events import LOG_STREAM, Event, ModelPromoted, Producer
+from handlers import evaluator, selfplay, trainer
+from handlers.play_common import PlaySettings, play_settings
+from handlers.runtime import HandlerSpec
+
+if TYPE_CHECKING:
+    from ops.app import App
+
+log = structlog.get_logger(__name__)
+
+Daemon = Callable[[asyncio.Event], Awaitable[object]]
+_DAEMONS: set[asyncio.Task[object]] = set()
+
+
+def settings_of(app: App) -> PlaySettings:
+    return play_settings(app.settings.loop)
+
+
+@functools.cache
+def _producer(name: str) -> Producer:
+    return Producer.current(name)
+
+
+def start_daemon(app: App, name: str, body: Daemon) -> None:
+    """Run ``body(stop)`` as a task of this process; ``stop`` is set when the bus drains."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        log.warning("daemon_not_started", daemon=name, reason="no running event loop")
+        return
+    stop = asyncio.Event()
+
+    async def guarded() -> None:
+        watcher = asyncio.create_task(_stop_when_draining(app, stop))
+        try:
+            await body(stop)
+        except Exception as exc:
+            if not stop.is_set():
+                log.error("daemon_failed", daemon=name, error=repr(exc))
+                raise
+        finally:
+            watcher.cancel()
+
+    task = loop.create_task(guarded(), name=f"daemon:{name}")
+    _DAEMONS.add(task)
+    task.add_done_callback(_DAEMONS.discard)
+
+
+async def _stop_when_draining(app: App, stop: asyncio.Event) -> None:
+    while not (app.nc.is_draining or app.nc.is_closed):
+        await asyncio.sleep(0.2)
+    stop.set()
+
+
+# ---------------------------------------------------------------- factories
+
+
+def _selfplay(app: App, views_db: Path | str | None) -> HandlerSpec:
+    settings = settings_of(app)
+    nudges = asyncio.Event()
+
+    def on_model_promoted(event: Event) -> None:
+        if isinstance(event, ModelPromoted):
+            nudges.set()  # the worker re-reads the best model before every batch anyway
+
+    async def daemon(stop: asyncio.Event) -> object:
+        return await selfplay.run(app.store, settings, app.settings.state_dir, stop)
+
+    start_daemon(app, selfplay.NAME, daemon)
+    return HandlerSpec(
+        name=selfplay.NAME,
+        subjects=("loop.model.promoted.>",),
+        handle=on_model_promoted,
+        stream=LOG_STREAM,
+        deliver_new_only=True,
+        extra={"daemon": daemon},
+    )
+
+
+def _trainer(app: App, views_db: Path | str | None) -> HandlerSpec:
+    settings = settings_of(app)
+    deps = trainer.TrainerDeps(app.store, settings, app.settings.state_dir, _producer(trainer.NAME))
+    return HandlerSpec(
+        name=trainer.NAME,
+        subjects=("loop.training.requested.>",),
+        handle=lambda event: trainer.on_training_requested(event, deps),
+        stream=LOG_STREAM,
+        ack_wait=settings.ack_wait_s,
+        max_deliver=5,
+    )
+
+
+def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
+    settings = settings_of(app)
+    deps = evaluator.EvaluatorDeps(
+        app.store, settings, app.settings.state_dir, _producer(evaluator.NAME)
+    )
+    from handlers import tournament
+
+    async def daemon(stop: asyncio.Event) -> object:
+        return await tournament.serve(deps, stop)
+
+    start_daemon(app, "evaluator-work", daemon)
+    return HandlerSpec(
+        name=evaluator.NAME,
+        subjects=("loop.training.completed.>",),
+        handle=lambda event: evaluator.on_training_completed(event, deps),
+        stream=LOG_STREAM,
+        ack_wait=settings.ack_wait_s,
+        max_deliver=5,
+        extra={"daemon": daemon},
+    )
+
+
+PLAY_HANDLERS: dict[str, Callable[[App, Path | str | None], HandlerSpec]] = {
+    selfplay.NAME: _selfplay,
+    trainer.NAME: _trainer,
+    evaluator.NAME: _evaluator,
+}
