@@ -56,6 +56,7 @@ class SourceMatch:
     """One match_history row, normalised: participants and their finishing positions."""
 
     row_id: str
+    rowid: int
     timestamp: float | None
     board_type: str
     num_players: int | None
@@ -153,8 +154,8 @@ def rated_configs(conn: sqlite3.Connection) -> dict[str, set[str]]:
 def source_matches(conn: sqlite3.Connection) -> list[SourceMatch]:
     """Every match_history row, in the order the games were played (timestamp, row id)."""
     columns = _columns(conn, "match_history")
-    matches = [_source_match(row, columns) for row in conn.execute(_select(columns))]
-    return sorted(matches, key=lambda m: (m.timestamp is None, m.timestamp or 0.0, _rowid(m)))
+    matches = [_source_match(row) for row in conn.execute(_select(columns))]
+    return sorted(matches, key=lambda m: (m.timestamp is None, m.timestamp or 0.0, m.rowid))
 
 
 def _select(columns: set[str]) -> str:
@@ -167,21 +168,15 @@ def _select(columns: set[str]) -> str:
     return f"select rowid as _rowid, {', '.join(present)} from match_history"
 
 
-def _rowid(match: SourceMatch) -> int:
-    return int(match.row_id) if match.row_id.isdigit() else 0
-
-
-def _source_match(row: sqlite3.Row, columns: set[str]) -> SourceMatch:
+def _source_match(row: sqlite3.Row) -> SourceMatch:
     data = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
     participants, positions = _participants(data)
-    players = data.get("num_players")
     return SourceMatch(
         row_id=str(data.get("id") if data.get("id") is not None else data["_rowid"]),
+        rowid=int(data["_rowid"]),
         timestamp=_seconds(data.get("timestamp")),
         board_type=str(data.get("board_type") or "").lower(),
-        num_players=int(players)
-        if isinstance(players, int | float | str) and str(players).isdigit()
-        else None,
+        num_players=_count(data.get("num_players")),
         participant_ids=participants,
         positions=positions,
         game_id=data.get("game_id") or None,
@@ -210,6 +205,13 @@ def _positions_from_winner(ids: list[str], winner: Any) -> list[int]:
     if str(winner) not in ids:
         return []
     return [0 if pid == str(winner) else 1 for pid in ids]
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _json(value: Any) -> Any:
@@ -332,7 +334,8 @@ async def import_elo_db(app: App, path: Path | str, *, dry_run: bool = False) ->
     """Append the source's matches the Elo read model does not hold yet; report the rest."""
     matches, known = read_source(path)
     runner = await current_elo_runner(app)
-    present = {(row["config"], row["match_id"]) for row in runner.state.rows("elo_matches")}
+    rows = runner.db.query("select config, match_id from elo_matches")
+    present = {(row["config"], row["match_id"]) for row in rows}
     events, report = plan(matches, known, present)
     if not dry_run:
         for chunk in _chunks(events, BATCH):

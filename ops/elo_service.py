@@ -698,11 +698,13 @@ class AsyncEloService:
     async def _rating_of(self, config: str, match_id: str) -> dict[str, tuple[float, float]]:
         """Wait for the match's EloUpdated in the read model; key -> (before, after)."""
 
+        query = "select rated_seq from elo_matches where config = ? and match_id = ?"
+
         async def rated() -> int:
-            while True:
-                row = self.elo.state.get("elo_matches", config, match_id)
-                if row is not None and row["rated_seq"] is not None:
-                    return int(row["rated_seq"])
+            while True:  # what the read model has stored, re-read whenever it advances
+                rows = list(self.db.query(query, [config, match_id]))
+                if rows and rows[0]["rated_seq"] is not None:
+                    return int(rows[0]["rated_seq"])
                 await self.elo.wait_for(self.elo.position + 1, self.timeout)
 
         try:
