@@ -38,7 +38,7 @@ from typing import Any, ClassVar, TypeVar
 import sqlite_utils
 from pydantic import ValidationError
 
-from engine.rating import DEFAULT_RATING, PINNED_RATINGS, ml_ratings
+from engine.rating import DEFAULT_RATING, K_FACTOR, PINNED_RATINGS, ml_ratings
 from events import (
     LOG_STREAM,
     MatchCompleted,
@@ -563,12 +563,24 @@ class AsyncEloService:
         board_type: object = None,
         num_players: int | None = None,
         tournament_id: str | None = None,
+        game_length: int = 0,
+        duration_sec: float = 0.0,
+        worker: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        k_factor: float = K_FACTOR,
         game_id: str | None = None,
         *,
         config: str | None = None,
         context: str = "tournament",
     ) -> tuple[str, dict[str, float]]:
-        """Append one result (rankings: 0 = first), wait for its rating; (match_id, new ratings)."""
+        """Append one result (rankings: 0 = first), wait for its rating; (match_id, new ratings).
+
+        RingRift's argument order; game_length, duration_sec, worker and metadata are
+        accepted and not recorded. K is the elo-rater's (32): another k_factor is refused.
+        """
+        del game_length, duration_sec, worker, metadata
+        if k_factor != K_FACTOR:
+            raise MatchRefused(f"k_factor {k_factor!r}: the elo-rater rates with K={K_FACTOR:g}")
         config = config_name(board_type, num_players, config)
         match_id = game_id or new_event_id()
         event = await self._match_event(
@@ -646,6 +658,9 @@ class AsyncEloService:
                 for participant_id, rank in zip(participant_ids, ranks, strict=True)
             ]
             return MatchCompleted(
+                event_id=derive_event_id("elo-service:match", f"{config}:{game_id}")
+                if game_id
+                else new_event_id(),
                 producer=self.producer,
                 config=config,
                 match_id=match_id,

@@ -72,10 +72,15 @@ async def test_round_trip(service: AsyncEloService, tmp_path: Path) -> None:
     assert second["model_a"] < 1516.0 and second["model_b"] > 1484.0
 
     match_id, four = await service.record_match_and_update(
-        ["w", "x", "random", "heuristic"], [0, 1, 2, 3], "hex8", 4, tournament_id="t1"
+        ["w", "x", "random", "heuristic"], [0, 1, 2, 3], "hex8", 4, "t1", game_id="game-4p"
     )
     assert four["random"] == 400.0 and four["heuristic"] == 1200.0
     assert four["w"] > 1500.0 > four["x"]
+    # a game recorded twice (same game_id) is one match, rated once
+    again = await service.record_match_and_update(
+        ["w", "x", "random", "heuristic"], [0, 1, 2, 3], "hex8", 4, game_id=match_id
+    )
+    assert again == (match_id, four)
 
     [top, bottom] = await service.get_leaderboard("square8", 2)
     assert top["participant_id"] == "alpha" and top["games_played"] == 2
