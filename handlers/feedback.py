@@ -21,7 +21,7 @@ from events import (
     TrainingFailed,
 )
 from handlers.settings import LoopSettings
-from projections.feedback import counters, knob_value, signalled
+from projections.feedback import counters, knob_value, rejection_counts, signalled
 from projections.tables import Tables
 
 NAME = "feedback"
@@ -165,8 +165,10 @@ def _flat_evaluation(
 
 
 def _plateau(event: ModelRejected, view: Tables, settings: LoopSettings) -> _Signal | None:
-    waited = counters(view, event.config)["evaluations_since_promotion"]
-    if waited < settings.feedback.plateau_evaluations:
+    """Every `plateau_evaluations`-th rejection since the last promotion (counted at the event)."""
+    counts = rejection_counts(view, event.event_id)
+    waited = counts[0] if counts else 0
+    if waited == 0 or waited % settings.feedback.plateau_evaluations:
         return None
     evidence = {"evaluations_since_promotion": float(waited)}
     return _signal(event, view, settings, "plateau", DIRICHLET_FRACTION, evidence)

@@ -8,6 +8,7 @@ from ops.wiring_play when that module is present.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,9 @@ def _spec(
     **options: Any,
 ) -> HandlerSpec:
     bound = _Views(app, views_db, views)
-    fixed = {"settings": app.settings.loop, "producer": _producer(name)}
+    fixed: dict[str, Any] = {"producer": _producer(name)}
+    if "settings" in inspect.signature(handle).parameters:
+        fixed["settings"] = app.settings.loop
     fixed.update(options.pop("fixed", {}))
     refresh: Callable[[], Awaitable[None]] = bound.refresh
     return HandlerSpec(

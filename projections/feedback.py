@@ -39,6 +39,11 @@ SIGNALS = Table(
     },
     ("causation_id", "signal"),
 )
+REJECTIONS = Table(
+    "feedback_rejections",
+    {"event_id": str, "config": str, "since_promotion": int, "streak": int, "seq": int},
+    ("event_id",),
+)
 COUNTERS = Table(
     "feedback_counters",
     {
@@ -59,7 +64,7 @@ class FeedbackProjection(Projection):
     """Current feedback knobs per config and the evidence counters behind the next signal."""
 
     name: ClassVar[str] = "feedback"
-    tables: ClassVar[tuple[Table, ...]] = (KNOBS, SIGNALS, COUNTERS)
+    tables: ClassVar[tuple[Table, ...]] = (KNOBS, SIGNALS, COUNTERS, REJECTIONS)
 
     def accepts(self, subject: str) -> bool:
         return subject.startswith(
@@ -80,10 +85,7 @@ class FeedbackProjection(Projection):
                 _update(state, event.config, stored.seq, evaluations_since_promotion=0,
                         rejection_streak=0)  # fmt: skip
             case ModelRejected() as event:
-                row = counters(state, event.config)
-                _update(state, event.config, stored.seq,
-                        evaluations_since_promotion=row["evaluations_since_promotion"] + 1,
-                        rejection_streak=row["rejection_streak"] + 1)  # fmt: skip
+                _rejected(state, stored, event)
             case TrainingCompleted() as event if event.losses:
                 last = event.losses[-1]
                 losses = [
@@ -95,6 +97,24 @@ class FeedbackProjection(Projection):
                 scores = [*counters(state, event.config)["eval_scores"], evaluation_score(event)]
                 _update(state, event.config, stored.seq, eval_scores=scores[-HISTORY:])
         return state
+
+
+def _rejected(state: Tables, stored: StoredEvent, event: ModelRejected) -> None:
+    """Count the rejection, and remember the counts as of this very event for the handler."""
+    if state.get(REJECTIONS.name, event.event_id) is not None:
+        return
+    row = counters(state, event.config)
+    since, streak = row["evaluations_since_promotion"] + 1, row["rejection_streak"] + 1
+    _update(state, event.config, stored.seq, evaluations_since_promotion=since,
+            rejection_streak=streak)  # fmt: skip
+    state.put(REJECTIONS.name, {"event_id": event.event_id, "config": event.config,
+                                "since_promotion": since, "streak": streak, "seq": stored.seq})  # fmt: skip
+
+
+def rejection_counts(state: Tables, event_id: str) -> tuple[int, int] | None:
+    """(rejections since the last promotion, rejection streak) as of that ModelRejected."""
+    row = state.get(REJECTIONS.name, event_id)
+    return None if row is None else (row["since_promotion"], row["streak"])
 
 
 def evaluation_score(event: EvaluationCompleted) -> float:
@@ -160,10 +180,6 @@ def _raised(state: Tables, stored: StoredEvent, event: FeedbackSignalRaised) -> 
             "seq": stored.seq,
         },
     )
-    # A raised signal answers the evidence so far: the counters start over.
-    if event.signal == "plateau":
-        _update(state, event.config, stored.seq, evaluations_since_promotion=0)
-    elif event.signal == "promotion_failures":
-        _update(state, event.config, stored.seq, rejection_streak=0)
-    elif event.signal == "overfitting":
+    # An overfitting signal answers the loss/score evidence so far: that history starts over.
+    if event.signal == "overfitting":
         _update(state, event.config, stored.seq, train_losses=[], eval_scores=[])
