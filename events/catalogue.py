@@ -204,15 +204,21 @@ class MatchCompleted(Event):
 
     @model_validator(mode="after")
     def _one_config(self) -> MatchCompleted:
-        mixed = [p.participant_id for p in self.participants if p.config not in (None, self.config)]
-        if mixed:
-            raise ValueError(
-                f"match {self.match_id!r} mixes configs: {mixed} are not {self.config!r} models; "
-                "ratings are per config, so cross-config matches are refused"
-            )
-        keys = [p.key for p in self.participants]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"match {self.match_id!r} lists a participant twice: {keys}")
+        config = self.config
+        keys = set()
+        for participant in self.participants:
+            if participant.config is not None and participant.config != config:
+                mixed = [
+                    p.participant_id for p in self.participants if p.config not in (None, config)
+                ]
+                raise ValueError(
+                    f"match {self.match_id!r} mixes configs: {mixed} are not {config!r} models; "
+                    "ratings are per config, so cross-config matches are refused"
+                )
+            keys.add(participant.key)
+        if len(keys) != len(self.participants):
+            listed = [p.key for p in self.participants]
+            raise ValueError(f"match {self.match_id!r} lists a participant twice: {listed}")
         return self
 
 

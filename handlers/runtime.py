@@ -109,8 +109,8 @@ class HandlerRuntime:
             while not self._stopping.is_set():
                 try:
                     messages = await sub.fetch(self.spec.batch, timeout=0.5)
-                except nats.errors.TimeoutError:
-                    continue
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue  # nats-py 2.16 raises either when no message arrives
                 for msg in messages:
                     await self.process(msg)
         finally:

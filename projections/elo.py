@@ -136,6 +136,7 @@ def _record_update(state: Tables, event: EloUpdated, stored: StoredEvent) -> Non
     if match_row is not None:
         state.put("elo_matches", {**match_row, "rated_seq": stored.seq})
     top_count = sum(1 for change in event.changes if change.rank == 1)
+    time = stored.time.isoformat()
     for change in event.changes:
         _apply_change(
             state,
@@ -155,7 +156,7 @@ def _record_update(state: Tables, event: EloUpdated, stored: StoredEvent) -> Non
                 "before": change.before,
                 "after": change.after,
                 "rank": change.rank,
-                "time": stored.time.isoformat(),
+                "time": time,
             },
         )
     previous = state.get("elo_config_state", config)
@@ -186,5 +187,10 @@ def _apply_change(state: Tables, config: str, key: str, elo: float, result: str,
             "draws": 0,
             "last_seq": seq,
         }
-    row = {**row, "elo": elo, "games": row["games"] + 1, result: row[result] + 1, "last_seq": seq}
+    else:
+        row = dict(row)  # rows handed out earlier (snapshots, readers) stay unchanged
+    row["elo"] = elo
+    row["games"] += 1
+    row[result] += 1
+    row["last_seq"] = seq
     state.put("elo_ratings", row)

@@ -23,6 +23,7 @@ from projections.tables import Table, Tables
 log = structlog.get_logger(__name__)
 
 CHECKPOINTS = "_checkpoints"
+PERSIST_EVERY = 5000  # events folded between two transactions while catching up
 SKIPPED = "_skipped"
 
 
@@ -57,6 +58,33 @@ def ensure_tables(db: sqlite_utils.Database, tables: tuple[Table, ...]) -> None:
             name: (str if kind in (dict, list) else kind) for name, kind in table.columns.items()
         }
         db[table.name].create(columns, pk=list(table.pk), if_not_exists=True)
+
+
+def write_rows(
+    db: sqlite_utils.Database,
+    table: Table,
+    upserts: list[dict[str, Any]],
+    deletes: list[tuple[Any, ...]],
+) -> None:
+    """Upsert and delete rows with executemany (sqlite-utils' per-row path is ~10x slower)."""
+    columns = list(table.columns)
+    as_json = [table.columns[c] in (dict, list) for c in columns]
+    if upserts:
+        names = ", ".join(f"[{c}]" for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        db.conn.executemany(
+            f"INSERT OR REPLACE INTO [{table.name}] ({names}) VALUES ({marks})",
+            [
+                tuple(
+                    json.dumps(row.get(c)) if j and row.get(c) is not None else row.get(c)
+                    for c, j in zip(columns, as_json, strict=True)
+                )
+                for row in upserts
+            ],
+        )
+    if deletes:
+        where = " AND ".join(f"[{c}] = ?" for c in table.pk)
+        db.conn.executemany(f"DELETE FROM [{table.name}] WHERE {where}", deletes)
 
 
 def checkpoint(db: sqlite_utils.Database, projection: str) -> int:
@@ -94,6 +122,9 @@ class ProjectionRunner:
         self.position = checkpoint(db, projection.name)
         self.state = load_state(db, projection) if self.position else projection.initial()
         self.last_time: datetime | None = None
+        self._applied_seq = self.position
+        self._unpersisted = 0
+        self._skipped: list[dict[str, Any]] = []
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -112,6 +143,7 @@ class ProjectionRunner:
             end_time=until_time,
         ):
             await self._apply_chunk(chunk)
+        await self._flush()
         return self.position
 
     async def follow(self) -> None:
@@ -169,10 +201,21 @@ class ProjectionRunner:
     # ------------------------------------------------------------ applying
 
     async def _apply_chunk(self, chunk: list[RawRecord]) -> None:
-        skipped = self._fold_chunk(chunk)
-        self._persist(chunk[-1].seq, skipped)
-        self.position = chunk[-1].seq
+        """Fold a chunk; persist when caught up, or every PERSIST_EVERY events while behind."""
+        self._skipped += self._fold_chunk(chunk)
+        self._unpersisted += len(chunk)
+        self._applied_seq = chunk[-1].seq
         self.last_time = chunk[-1].time
+        caught_up = chunk[-1].pending == 0
+        if caught_up or self._unpersisted >= PERSIST_EVERY:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._applied_seq <= self.position:
+            return
+        self._persist(self._applied_seq, self._skipped)
+        self._skipped, self._unpersisted = [], 0
+        self.position = self._applied_seq
         async with self._advanced:
             self._advanced.notify_all()
 
@@ -209,11 +252,7 @@ class ProjectionRunner:
         changes = self.state.take_changes()
         with self.db.atomic():
             for name, (upserts, deletes) in changes.items():
-                table = self.state.schema[name]
-                if upserts:
-                    self.db[name].upsert_all(upserts, pk=list(table.pk))
-                for key in deletes:
-                    self.db[name].delete(key if len(key) > 1 else key[0])
+                write_rows(self.db, self.state.schema[name], upserts, deletes)
             if skipped:
                 self.db[SKIPPED].upsert_all(skipped, pk=("projection", "seq"))
             self.db[CHECKPOINTS].upsert(

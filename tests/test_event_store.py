@@ -35,9 +35,13 @@ async def test_append_deduplicates_by_event_id(app: App) -> None:
 
 async def test_optimistic_concurrency_conflict_on_subject_filter(app: App) -> None:
     subject = "loop.elo.updated.hex8_3p"
-    seq = await app.store.append(elo_event("hex8_3p", "m1"), expected_last_seq=0, expected_filter=subject)
+    seq = await app.store.append(
+        elo_event("hex8_3p", "m1"), expected_last_seq=0, expected_filter=subject
+    )
     with pytest.raises(ConcurrencyConflict, match="hex8_3p"):
-        await app.store.append(elo_event("hex8_3p", "m2"), expected_last_seq=0, expected_filter=subject)
+        await app.store.append(
+            elo_event("hex8_3p", "m2"), expected_last_seq=0, expected_filter=subject
+        )
     # the same expectation on a wildcard filter spanning configs
     nxt = await app.store.append(
         elo_event("hex8_3p", "m3"), expected_last_seq=seq, expected_filter="loop.elo.updated.*"
@@ -51,7 +55,9 @@ async def test_atomic_batch_all_or_nothing_and_redelivery(app: App) -> None:
     batch = [elo_event("hex8_4p", "b1"), elo_event("hex8_4p", "b2")]
     last = await app.store.append_atomic(batch, expected_last_seq=0, expected_filter=subject)
     assert last is not None
-    assert await app.store.append_atomic(batch, expected_last_seq=0, expected_filter=subject) is None
+    assert (
+        await app.store.append_atomic(batch, expected_last_seq=0, expected_filter=subject) is None
+    )
     with pytest.raises(ConcurrencyConflict):
         await app.store.append_atomic(
             [elo_event("hex8_4p", "b3"), elo_event("hex8_4p", "b4")],
@@ -65,12 +71,16 @@ async def test_atomic_batch_all_or_nothing_and_redelivery(app: App) -> None:
 async def test_read_by_sequence_and_time_range(app: App) -> None:
     before = datetime.now(UTC) - timedelta(milliseconds=5)
     seqs = await app.store.append_many([heartbeat(100 + i) for i in range(20)])
-    middle = await app.store.read_all(LOG_STREAM, "loop.system.>", start_seq=seqs[5], end_seq=seqs[9])
+    middle = await app.store.read_all(
+        LOG_STREAM, "loop.system.>", start_seq=seqs[5], end_seq=seqs[9]
+    )
     assert [s.seq for s in middle] == seqs[5:10]
     recent = await app.store.read_all(LOG_STREAM, "loop.system.heartbeat", start_time=before)
     assert [s.seq for s in recent][-20:] == seqs
-    cut = recent[10].time
-    until = await app.store.read_all(LOG_STREAM, "loop.system.heartbeat", start_time=before, end_time=cut)
+    cut = next(s.time for s in recent if s.seq == seqs[10])
+    until = await app.store.read_all(
+        LOG_STREAM, "loop.system.heartbeat", start_time=before, end_time=cut
+    )
     assert all(s.time <= cut for s in until) and seqs[10] in [s.seq for s in until]
 
 
@@ -79,7 +89,9 @@ async def test_follow_sees_new_events(app: App) -> None:
     seen: list[int] = []
 
     async def follower() -> None:
-        async for chunk in app.store.read_raw(LOG_STREAM, "loop.system.>", start_seq=start, follow=True):
+        async for chunk in app.store.read_raw(
+            LOG_STREAM, "loop.system.>", start_seq=start, follow=True
+        ):
             seen.extend(r.seq for r in chunk)
             if len(seen) >= 3:
                 return

@@ -1,0 +1,195 @@
+"""`ringloop bench events`: append throughput, projection rebuild speed, append→projection latency.
+
+Everything runs against a fresh embedded nats-server in a temporary folder, and every figure
+is printed beside a baseline measured in the same run on the same server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from events import LOG_STREAM, EloUpdated, Event, MatchCompleted, RatingChange, encode
+from ops.bus import connect, ensure_streams
+from ops.server import EmbeddedServer
+from ops.settings import NatsSettings, StreamSettings
+from projections.elo import EloProjection
+from projections.eventstore import EventStore
+from projections.runner import ProjectionRunner, open_db
+
+NAME = "events"
+HELP = "event store and projection benchmarks (append, rebuild, latency)"
+CONFIGS = ["square8_2p", "hex8_2p", "square8_3p", "hex8_4p"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--appends", type=int, default=20_000, help="events per append trial")
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000)
+    parser.add_argument("--latency-samples", type=int, default=1_000)
+
+
+def match_pair(index: int, rng: random.Random) -> tuple[MatchCompleted, EloUpdated]:
+    """A realistic pair: a match and its rating update, between 40 participants."""
+    config = CONFIGS[index % len(CONFIGS)]
+    seats = int(config[-2])
+    names = rng.sample([f"model-{i}" for i in range(40)], seats)
+    ranks = {name: rank for rank, name in enumerate(names, 1)}
+    match = MatchCompleted(
+        config=config,
+        match_id=f"bench-{index}",
+        participants=[{"participant_id": n, "rank": r, "seat": r} for n, r in ranks.items()],
+    )
+    changes = [
+        RatingChange(
+            participant_id=n, before=1500.0, after=1500.0 + 8 * (seats - 2 * r + 1), rank=r
+        )
+        for n, r in ranks.items()
+    ]
+    update = match.caused(
+        EloUpdated, "elo", config=config, match_id=match.match_id, changes=changes, k_factor=32.0
+    )
+    return match, update
+
+
+async def bench_append(store: EventStore, count: int) -> dict[str, float]:
+    rng = random.Random(1)
+    events: list[Event] = []
+    for index in range(count // 2):
+        events.extend(match_pair(index, rng))
+    payloads = [(e.subject(), encode(e), e.event_id) for e in events]
+
+    async def raw() -> float:
+        start = time.perf_counter()
+        futures = [
+            await store.js.publish_async(
+                subject, data, headers={"Nats-Msg-Id": event_id + "-raw" + str(start)}
+            )
+            for subject, data, event_id in payloads
+        ]
+        await asyncio.gather(*futures)
+        return len(payloads) / (time.perf_counter() - start)
+
+    async def ours() -> float:
+        fresh = [
+            e.model_copy(update={"event_id": e.event_id[:-4] + f"{rng.randrange(16**4):04x}"})
+            for e in events
+        ]
+        start = time.perf_counter()
+        await store.append_many(fresh)
+        return len(fresh) / (time.perf_counter() - start)
+
+    raw_rates, our_rates = [], []
+    for _ in range(3):  # interleaved trials, best of three each
+        raw_rates.append(await raw())
+        our_rates.append(await ours())
+    return {
+        "raw_per_s": max(raw_rates),
+        "ringloop_per_s": max(our_rates),
+        "append_ratio": max(our_rates) / max(raw_rates),
+    }
+
+
+async def bench_rebuild(store: EventStore, count: int, folder: Path) -> dict[str, float]:
+    rng = random.Random(2)
+    start_seq = await store.last_seq(LOG_STREAM) + 1
+    batch: list[Event] = []
+    written = 0
+    while written < count:
+        match, update = match_pair(written, rng)
+        batch += [match, update]
+        written += 2
+        if len(batch) >= 10_000:
+            await store.append_many(batch)
+            batch = []
+    if batch:
+        await store.append_many(batch)
+    end_seq = await store.last_seq(LOG_STREAM)
+
+    start = time.perf_counter()
+    read = 0
+    async for chunk in store.read_raw(LOG_STREAM, "loop.>", start_seq=start_seq, end_seq=end_seq):
+        read += len(chunk)
+    read_rate = read / (time.perf_counter() - start)
+
+    runner = ProjectionRunner(EloProjection(), store, open_db(folder / "rebuild.db"))
+    start = time.perf_counter()
+    await runner.catch_up(until_seq=end_seq)
+    elapsed = time.perf_counter() - start
+    return {
+        "rebuild_events": float(end_seq),
+        "rebuild_events_per_s": end_seq / elapsed,
+        "raw_read_per_s": read_rate,
+        "rebuild_vs_raw_read": (end_seq / elapsed) / read_rate,
+    }
+
+
+async def bench_latency(store: EventStore, samples: int, folder: Path) -> dict[str, float]:
+    runner = ProjectionRunner(EloProjection(), store, open_db(folder / "live.db"))
+    await runner.catch_up()
+    runner.start()
+    rng = random.Random(3)
+    latencies = []
+    for index in range(samples):
+        match, _ = match_pair(10_000_000 + index, rng)
+        start = time.perf_counter()
+        seq = await store.append(match)
+        await runner.wait_for(seq, timeout=10)
+        latencies.append((time.perf_counter() - start) * 1000)
+    await runner.stop()
+    latencies.sort()
+    return {
+        "latency_p50_ms": statistics.median(latencies),
+        "latency_p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "latency_max_ms": latencies[-1],
+    }
+
+
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="ringloop-bench-") as tmp:
+        folder = Path(tmp)
+        server = EmbeddedServer(folder / "nats")
+        server.start()
+        try:
+            nc = await connect(NatsSettings(), server.url)
+            await ensure_streams(nc.jetstream(), StreamSettings())
+            store = EventStore(nc, timeout=60)
+            results: dict[str, Any] = {}
+            results.update(await bench_append(store, args.appends))
+            results.update(await bench_rebuild(store, args.rebuild_events, folder))
+            results.update(await bench_latency(store, args.latency_samples, folder))
+            await nc.drain()
+        finally:
+            server.stop()
+    results["machine"] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    results = asyncio.run(run_all(args))
+    print(
+        f"append: ringloop {results['ringloop_per_s']:,.0f}/s vs raw publish_async {results['raw_per_s']:,.0f}/s → ratio {results['append_ratio']:.2f} (goal ≥ 0.8)"
+    )
+    print(
+        f"rebuild: {results['rebuild_events']:,.0f} events at {results['rebuild_events_per_s']:,.0f}/s (goal ≥ 50,000/s); raw ordered read {results['raw_read_per_s']:,.0f}/s → {results['rebuild_vs_raw_read']:.2f} of raw"
+    )
+    print(
+        f"append→projection latency: p50 {results['latency_p50_ms']:.2f} ms, p99 {results['latency_p99_ms']:.2f} ms (goal p99 < 50 ms)"
+    )
+    print(f"machine: {results['machine']}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
