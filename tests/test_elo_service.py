@@ -21,7 +21,9 @@ def match(config: str, ranks: dict[str, int], match_id: str) -> MatchCompleted:
     return MatchCompleted(config=config, match_id=match_id, participants=participants)
 
 
-def random_matches(config: str, n: int, players: list[str], seed: int, seats: int = 2) -> list[MatchCompleted]:
+def random_matches(
+    config: str, n: int, players: list[str], seed: int, seats: int = 2
+) -> list[MatchCompleted]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -80,7 +82,9 @@ async def test_pinned_baselines_never_move_and_multiplayer(app: App, rater: Hand
     assert changes["x"].after == changes["y"].after > 1500.0
 
 
-async def test_rebuild_equals_live_and_time_travel(app: App, rater: HandlerRuntime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_rebuild_equals_live_and_time_travel(
+    app: App, rater: HandlerRuntime, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     batch = random_matches("square19_3p", 60, ["p1", "p2", "p3", "p4", "random"], seed=7, seats=3)
     await app.store.append_many(batch)
     updates = await rated(app, "square19_3p", 60)
@@ -122,7 +126,9 @@ async def test_malformed_event_is_dead_lettered_and_projections_stay_intact(
 ) -> None:
     await app.refresh("elo")
     before = app.runners["elo"].state.snapshot()
-    ack = await app.store.js.publish("loop.match.completed.square8_2p", b'{"type": "match.completed", "oops": 1}')
+    ack = await app.store.js.publish(
+        "loop.match.completed.square8_2p", b'{"type": "match.completed", "oops": 1}'
+    )
 
     async def dead_letters() -> list[HandlerFailed]:
         while True:
@@ -162,7 +168,9 @@ async def test_two_concurrent_raters_on_one_config_never_interleave(app: App) ->
     second = HandlerRuntime(
         replace(
             spec,
-            handle=lambda e: elo_rater.on_match_completed(e, view=second_view.state, producer=first.producer),
+            handle=lambda e: elo_rater.on_match_completed(
+                e, view=second_view.state, producer=first.producer
+            ),
             refresh=refresh_second,
         ),
         app.store,
