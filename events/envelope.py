@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import socket
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 CONFIG_PATTERN = r"^(square8|hex8|square19|hexagonal)_[234]p$"
 ConfigName = Annotated[str, StringConstraints(pattern=CONFIG_PATTERN)]
 """A board type × player count, e.g. ``square8_2p``."""
+
+
+E = TypeVar("E", bound="Event")
 
 
 def new_event_id() -> str:
@@ -86,7 +90,7 @@ class Event(BaseModel):
         config = getattr(self, "config", None)
         return f"{base}.{config}" if config else base
 
-    def caused(self, event_cls: type[Self] | Any, tag: str, **fields: Any) -> Any:
+    def caused(self, event_cls: builtins.type[E], tag: str, **fields: Any) -> E:
         """Build an event caused by this one, with an id derived from this event's id."""
         return event_cls(
             event_id=derive_event_id(self.event_id, tag),

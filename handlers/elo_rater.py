@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events import EloUpdated, Event, MatchCompleted, Producer, RatingChange
 from engine.rating import DEFAULT_RATING, K_FACTOR, PINNED_RATINGS, elo_update
+from events import EloUpdated, Event, MatchCompleted, Producer, RatingChange
 from handlers.runtime import Append
 from projections.tables import Tables
 

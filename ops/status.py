@@ -37,7 +37,9 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
                 "bytes": info.state.bytes,
                 "first_seq": info.state.first_seq,
                 "last_seq": info.state.last_seq,
-                "consumers": [c for c in consumers if not c["name"].startswith(("OC_", "ordered"))],
+                "consumers": [
+                    c for c in consumers if not str(c["name"]).startswith(("OC_", "ordered"))
+                ],
             }
         )
     db = open_db(app.settings.projections_db)

@@ -270,7 +270,7 @@ def _start_config(start_seq: int, start_time: datetime | None) -> ConsumerConfig
     if start_time is not None:
         return ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
-            opt_start_time=start_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            opt_start_time=start_time.astimezone(UTC),
         )
     if start_seq <= 1:
         return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)

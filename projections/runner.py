@@ -39,12 +39,12 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=10000")
-    db[CHECKPOINTS].create(
+    db.table(CHECKPOINTS).create(
         {"projection": str, "stream": str, "last_seq": int, "updated_at": str},
         pk="projection",
         if_not_exists=True,
     )
-    db[SKIPPED].create(
+    db.table(SKIPPED).create(
         {"projection": str, "seq": int, "subject": str, "error": str},
         pk=("projection", "seq"),
         if_not_exists=True,
@@ -57,7 +57,7 @@ def ensure_tables(db: sqlite_utils.Database, tables: tuple[Table, ...]) -> None:
         columns = {
             name: (str if kind in (dict, list) else kind) for name, kind in table.columns.items()
         }
-        db[table.name].create(columns, pk=list(table.pk), if_not_exists=True)
+        db.table(table.name).create(columns, pk=list(table.pk), if_not_exists=True)
 
 
 def write_rows(
@@ -254,8 +254,8 @@ class ProjectionRunner:
             for name, (upserts, deletes) in changes.items():
                 write_rows(self.db, self.state.schema[name], upserts, deletes)
             if skipped:
-                self.db[SKIPPED].upsert_all(skipped, pk=("projection", "seq"))
-            self.db[CHECKPOINTS].upsert(
+                self.db.table(SKIPPED).upsert_all(skipped, pk=("projection", "seq"))
+            self.db.table(CHECKPOINTS).upsert(
                 {
                     "projection": self.projection.name,
                     "stream": self.projection.stream,

@@ -1,7 +1,9 @@
 """Writes events/golden/<type>.v<version>.json; run once per new event version (never rewrite old ones)."""
+# ruff: noqa: F403, F405
 
 import json
 from pathlib import Path
+
 from events import *
 from events.catalogue import *
 

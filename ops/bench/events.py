@@ -18,7 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from events import LOG_STREAM, EloUpdated, Event, MatchCompleted, RatingChange, encode
+from events import (
+    LOG_STREAM,
+    EloUpdated,
+    Event,
+    MatchCompleted,
+    MatchParticipant,
+    RatingChange,
+    encode,
+)
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer
 from ops.settings import NatsSettings, StreamSettings
@@ -46,7 +54,7 @@ def match_pair(index: int, rng: random.Random) -> tuple[MatchCompleted, EloUpdat
     match = MatchCompleted(
         config=config,
         match_id=f"bench-{index}",
-        participants=[{"participant_id": n, "rank": r, "seat": r} for n, r in ranks.items()],
+        participants=[MatchParticipant(participant_id=n, rank=r, seat=r) for n, r in ranks.items()],
     )
     changes = [
         RatingChange(
