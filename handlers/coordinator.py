@@ -27,6 +27,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
@@ -50,6 +51,7 @@ LOOP_KEY = "loop"
 TASK_TYPES = ("training", "evaluation", "selfplay")
 
 log = structlog.get_logger(__name__)
+Outcome = Literal["succeeded", "failed", "cancelled", "expired"]
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class TaskCoordinator:
             reason=f"all {len(holders)} {task_type} slots taken"))  # fmt: skip
         return None
 
-    async def finish(self, lease: Lease, task_type: str, outcome: str = "succeeded") -> None:
+    async def finish(self, lease: Lease, task_type: str, outcome: Outcome = "succeeded") -> None:
         """Announce the end first, then free the slot (so the reaper never calls it expired)."""
         await self.store.append(TaskFinished(
             producer=self.producer, task_id=lease.holder.task_id or lease.key,
@@ -213,7 +215,7 @@ class TaskCoordinator:
         if lease is None:
             raise TaskRefusedError(f"no free {task_type} slot for task {task_id!r}")
         kept = KeptLease(self.leases, lease, self.settings.tasks.renew_every_s)
-        outcome = "failed"
+        outcome: Outcome = "failed"
         try:
             async with kept:
                 yield kept

@@ -88,6 +88,7 @@ def on_loop_event(
 ) -> Sequence[Event]:
     """Raise the signals this event completes; nothing twice for one input (redelivery)."""
     view = feedback
+    wanted: list[_Signal | None]
     match event:
         case TrainingFailed() if event.reason == "oom":
             wanted = [_signal(event, view, settings, "out_of_memory", BATCH_SIZE, {})]

@@ -82,6 +82,7 @@ def on_evaluation_completed(
     common = dict(producer=producer, config=event.config, model_id=event.candidate,
                   gate=verdict.gate, statistic=verdict.statistic, threshold=verdict.threshold,
                   reason=verdict.reason, evaluation_id=event.evaluation_id)  # fmt: skip
+    decision: Event
     if verdict.promote:
         generation = max(candidate["generation"] if candidate else 0,
                          config_row(registry, event.config)["generation"] + 1)  # fmt: skip
