@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 import structlog
@@ -39,6 +43,50 @@ def url_file(settings: Settings) -> Path:
     return settings.state_dir / "nats.url"
 
 
+class ProjectorLock:
+    """An exclusive lock on the state folder's projections.db: one projector writes it.
+
+    `ringloop up` holds it for its lifetime; other commands that would write the file
+    check `projector_owner` first and read a copy instead while someone holds it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.state_dir / "projector.lock"
+        self._handle: Any = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"{socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n"
+        )
+        handle.flush()
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def projector_owner(settings: Settings) -> str | None:
+    """Who holds the projector lock of this state folder (None when nobody does)."""
+    lock = ProjectorLock(settings)
+    if lock.acquire():
+        lock.release()
+        return None
+    return lock.path.read_text().strip() or "another process"
+
+
 @dataclass
 class App:
     """A live connection to the bus plus the read models this process keeps."""
@@ -57,7 +105,7 @@ class App:
     async def open(cls, settings: Settings, *, start_server: bool = True) -> App:
         """Connect to --nats, else to this state folder's running server, else start one."""
         server = None
-        url = settings.nats.url or await _running_embedded_url(settings)
+        url = settings.nats.url or await running_embedded_url(settings)
         if url is None:
             if not start_server:
                 raise ConnectError(
@@ -118,7 +166,7 @@ class App:
     def start_views(self, names: list[str], views_db: Path | str | None) -> None:
         for name in names:
             runner = self.projection_runner(name, db_path=views_db)
-            if runner._task is None:
+            if not runner.following:
                 runner.start()
 
 
@@ -160,7 +208,7 @@ def _merge_loop_wiring() -> None:
 _merge_loop_wiring()
 
 
-async def _running_embedded_url(settings: Settings) -> str | None:
+async def running_embedded_url(settings: Settings) -> str | None:
     path = url_file(settings)
     if not path.exists():
         return None

@@ -49,7 +49,7 @@ from events import (
 )
 from events.envelope import CONFIG_PATTERN, new_event_id
 from handlers.runtime import HandlerRuntime
-from ops.app import App, _running_embedded_url
+from ops.app import App, projector_owner
 from ops.settings import Settings, load_settings
 from projections.base import Projection
 from projections.elo import EloProjection
@@ -128,11 +128,10 @@ def memory_copy(path: Path | str) -> sqlite_utils.Database:
 async def up_owns_projector(app: App) -> bool:
     """Whether a `ringloop up` serves this state folder, and so owns its projections.db.
 
-    The rule: a live embedded server that this process did not start (``nats.url`` in the
-    state folder answers). `ringloop up --nats URL` leaves no such trace: don't point a
-    second writer at its state folder.
+    The rule: another process holds the state folder's projector lock (ops.app.ProjectorLock),
+    which `ringloop up` takes whether it runs the embedded server or uses --nats.
     """
-    return app.server is None and await _running_embedded_url(app.settings) is not None
+    return projector_owner(app.settings) is not None
 
 
 async def current_elo_runner(app: App) -> ProjectionRunner:
@@ -145,7 +144,7 @@ async def current_elo_runner(app: App) -> ProjectionRunner:
         await runner.catch_up()
         return runner
     runner = app.projection_runner("elo")
-    if runner._task is not None:  # already following in this process: wait, never fold twice
+    if runner.following:  # already following in this process: wait, never fold twice
         await app.refresh("elo")
     else:
         await runner.catch_up()
@@ -473,7 +472,7 @@ class AsyncEloService:
         self.elo = app.runners["elo"]
         self.models = ProjectionRunner(RegisteredModels(), app.store, open_db(":memory:"))
         for runner in (self.elo, self.models):
-            if runner._task is None:
+            if not runner.following:
                 runner.start()
 
     @classmethod

@@ -156,6 +156,11 @@ class ProjectionRunner:
         ):
             await self._apply_chunk(chunk)
 
+    @property
+    def following(self) -> bool:
+        """Whether a background task is following the stream (see start)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> asyncio.Task[None]:
         """Follow in a background task; its error is kept and re-raised by wait_for."""
         self._task = asyncio.create_task(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from events import LOG_STREAM
-from ops.app import App
+from ops.app import App, ProjectorLock
 from ops.cli import main
 from ops.elo_service import (
     AsyncEloService,
@@ -24,7 +24,7 @@ from ops.elo_service import (
     init_elo_database,
     ranks_from_positions,
 )
-from ops.settings import Settings
+from ops.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +170,13 @@ async def test_leaderboard_reads_a_copy_when_up_owns_the_folder(
     service: AsyncEloService, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "nats.url").write_text(str(settings.nats.url))  # as `ringloop up` leaves it
+    lock = ProjectorLock(load_settings(None, state_dir=str(tmp_path)))
+    assert lock.acquire()  # as `ringloop up` holds it
     args = ["leaderboard", "--config", "square8_2p", "--json", "--state-dir", str(tmp_path)]
-    assert await asyncio.to_thread(main, args) == 0
+    try:
+        assert await asyncio.to_thread(main, args) == 0
+    finally:
+        lock.release()
     rows = json.loads(capsys.readouterr().out)
     assert [r["elo"] for r in rows] == [r["elo"] for r in await service.leaderboard("square8_2p")]
     assert not (tmp_path / "projections.db").exists()  # the owner's file is left alone

@@ -9,7 +9,7 @@ from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.runtime import HandlerRuntime, run_until_stopped
-from ops.app import HANDLERS, PROJECTIONS, App
+from ops.app import HANDLERS, PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
 
 
@@ -22,6 +22,23 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     async def body(app: App) -> int:
+        lock = ProjectorLock(app.settings)
+        if not lock.acquire():
+            print(
+                f"ringloop: {app.settings.state_dir} is already served by {projector_owner(app.settings)}",
+                file=sys.stderr,
+            )
+            return 3
+        try:
+            return await serve(app, args)
+        finally:
+            lock.release()
+
+    return run_with_app(args, body)
+
+
+async def serve(app: App, args: argparse.Namespace) -> int:
+    if True:
         stop = asyncio.Event()
         stop_on_signals(stop)
         names = args.handlers.split(",") if args.handlers else sorted(HANDLERS)
@@ -39,5 +56,3 @@ def run(args: argparse.Namespace) -> int:
         await run_until_stopped(runtimes, stop)
         await app.store.append(DaemonStopped(daemon="up", producer=producer))
         return 0
-
-    return run_with_app(args, body)
