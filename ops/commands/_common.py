@@ -62,12 +62,15 @@ def run_with_app(
     body: Callable[[App], Awaitable[int]],
     *,
     start_server: bool = True,
+    adjust: Callable[[Settings], Settings] | None = None,
 ) -> int:
     """Parse settings, open the App, run `body`, close; clear one-line errors for the user."""
     configure_logging(getattr(args, "log_level", "warning"))
     try:
         settings = settings_from(args)
-    except SettingsError as exc:
+        if adjust is not None:
+            settings = adjust(settings)
+    except (SettingsError, ValueError) as exc:
         print(f"ringloop: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""`ringloop up`: the embedded server (unless --nats), every projection and every handler."""
+"""`ringloop up`: the whole loop — embedded server (unless --nats), projections, every handler."""
 
 from __future__ import annotations
 
@@ -8,19 +8,38 @@ import sys
 from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
+from handlers.coordinator import LoopAlreadyRunning, acquire_loop_lease
 from handlers.runtime import HandlerRuntime, run_until_stopped
+from handlers.settings import PROFILES, LoopSettings
 from ops.app import HANDLERS, PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
+from ops.progress import Progress
+from ops.settings import Settings
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("up", help="run the whole loop (embedded NATS by default)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="loop settings profile")
+    parser.add_argument("--generations", type=int, help="stop after N promotion decisions")
     parser.add_argument("--handlers", help="comma-separated subset of handlers to run")
+    parser.add_argument(
+        "--progress-every", type=float, default=5.0, help="seconds between progress lines (0 = off)"
+    )
     add_bus_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def with_profile(settings: Settings, profile: str | None) -> Settings:
+    if profile is None:
+        return settings
+    return settings.model_copy(update={"loop": LoopSettings.profile(profile)})
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.generations is not None and args.generations < 1:
+        print(f"ringloop: --generations must be ≥ 1, got {args.generations}", file=sys.stderr)
+        return 2
+
     async def body(app: App) -> int:
         lock = ProjectorLock(app.settings)
         if not lock.acquire():
@@ -30,29 +49,59 @@ def run(args: argparse.Namespace) -> int:
             )
             return 3
         try:
+            lease = await acquire_loop_lease(app.store, app.settings.loop)
+        except LoopAlreadyRunning as exc:
+            lock.release()
+            print(f"ringloop: {exc}", file=sys.stderr)
+            return 3
+        try:
             return await serve(app, args)
         finally:
+            await lease.release()
             lock.release()
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, adjust=lambda s: with_profile(s, args.profile))
 
 
 async def serve(app: App, args: argparse.Namespace) -> int:
-    if True:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        names = args.handlers.split(",") if args.handlers else sorted(HANDLERS)
-        for name in PROJECTIONS:
-            app.projection_runner(name).start()
-        runtimes = [HandlerRuntime(app.handler_spec(name), app.store) for name in names]
-        producer = Producer.current("up")
-        await app.store.append(DaemonStarted(daemon="up", producer=producer))
-        url = app.server.url if app.server else app.settings.nats.url
-        print(
-            f"ringloop up: NATS {url}, state {app.settings.state_dir}, "
-            f"handlers {', '.join(names)}; Ctrl-C stops cleanly",
-            file=sys.stderr,
-        )
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    names = args.handlers.split(",") if args.handlers else sorted(HANDLERS)
+    for name in PROJECTIONS:
+        app.projection_runner(name).start()
+    runtimes = [HandlerRuntime(app.handler_spec(name), app.store) for name in names]
+    producer = Producer.current("up")
+    await app.store.append(DaemonStarted(daemon="up", producer=producer))
+    url = app.server.url if app.server else app.settings.nats.url
+    print(
+        f"ringloop up: NATS {url}, state {app.settings.state_dir}, configs "
+        f"{', '.join(app.settings.loop.configs)}; handlers {', '.join(names)}; Ctrl-C stops cleanly",
+        file=sys.stderr,
+    )
+    watcher = asyncio.create_task(watch(app, stop, args.generations, args.progress_every))
+    try:
         await run_until_stopped(runtimes, stop)
-        await app.store.append(DaemonStopped(daemon="up", producer=producer))
-        return 0
+    finally:
+        watcher.cancel()
+    await app.store.append(DaemonStopped(daemon="up", producer=producer))
+    return 0
+
+
+async def watch(app: App, stop: asyncio.Event, generations: int | None, every: float) -> None:
+    """Print progress; set `stop` once `generations` promotion decisions were made."""
+    progress = Progress()
+    progress.decisions(progress.snapshot(app))
+    printed_at = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        rows = progress.snapshot(app)
+        if every > 0 and loop.time() - printed_at >= every:
+            print(progress.render(rows), file=sys.stderr, flush=True)
+            printed_at = loop.time()
+        if generations is not None and progress.decisions(rows) >= generations:
+            print(
+                f"ringloop up: {generations} promotion decision(s) made; stopping", file=sys.stderr
+            )
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
