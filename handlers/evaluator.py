@@ -50,7 +50,7 @@ from handlers.selfplay import game_completed
 from projections.eventstore import EventStore
 
 NAME = "evaluator"
-FILLER_TIERS = ("heuristic", "random", "mcts16", "mcts32")
+FILLER_TIERS = ("heuristic", "random", "mcts-16", "mcts-32")
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """Shared by the play stages (selfplay, trainer, evaluator, tournaments): knobs, agents, batched games.
 
-The pure pieces: the play settings, a network Evaluator for the search, and a driver that
+The pure pieces: the play settings, agents (models and engine.tiers), and a driver that
 plays many games in lock-step so every search leaf of every game is sent to the network in
 one batch. The I/O pieces (last section): the best model of a config, read from the log,
 and checkpoints in the Object Store.
@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine import GameConfig, GameState, Move
-from engine.encoding import encode_state, move_priors
-from engine.network import NetworkSpec, PolicyValueNet, load_checkpoint
+from engine.network import load_checkpoint
 from engine.players.base import Player, terminal_values
 from engine.players.evaluators import Evaluator, HeuristicEvaluator
 from engine.players.heuristic import HeuristicPlayer, HeuristicWeights, player_scores
 from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
+from engine.players.neural import NetworkEvaluator
 from engine.players.random_player import RandomPlayer
+from engine.tiers import tier
 from events import ArtifactRef, Event, ModelRegistered, ModelRolledBack, decode
 from events.streams import LOG_STREAM, MODELS_BUCKET
 from handlers.settings import LoopSettings
@@ -147,45 +147,19 @@ TINY_PLAY_ONLY: dict[str, Any] = {
 }
 
 
-def play_settings(loop: dict[str, Any] | None = None, **play_only: Any) -> PlaySettings:
-    """PlaySettings from the ``[loop]`` table of the settings (LoopSettings, validated)."""
+def play_settings(
+    loop: LoopSettings | dict[str, Any] | None = None, **play_only: Any
+) -> PlaySettings:
+    """PlaySettings from the loop settings (or a ``[loop]`` table, validated here)."""
+    if not isinstance(loop, LoopSettings):
+        loop = LoopSettings.validated(dict(loop or {}))
     try:
-        return PlaySettings.from_loop(LoopSettings.validated(dict(loop or {})), **play_only)
+        return PlaySettings.from_loop(loop, **play_only)
     except ValidationError as exc:
         raise ValueError(f"play settings: {exc}") from None
 
 
 # ---------------------------------------------------------------- network evaluation
-
-
-class NetworkEvaluator:
-    """The Evaluator protocol over a PolicyValueNet: one forward pass per batch of states.
-
-    The network's values are relative to the player to move; the search wants them per
-    player (index 0 = player 1), so they are rotated back here.
-    """
-
-    def __init__(self, model: PolicyValueNet, spec: NetworkSpec) -> None:
-        self.model = model.eval()
-        self.spec = spec
-        self.device = next(model.parameters()).device
-        self.positions = 0
-
-    @torch.no_grad()
-    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
-        planes = torch.from_numpy(np.stack([encode_state(s) for s in states])).to(self.device)
-        logits, values = self.model(planes)
-        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        relative = values.float().cpu().numpy()
-        self.positions += len(states)
-        priors, absolute = [], np.empty_like(relative)
-        for row, state in enumerate(states):
-            moves = state.legal_moves()
-            priors.append(move_priors(state, moves, probabilities[row]) if moves else np.zeros(0))
-            n = state.num_players
-            seats = [(state.current_player - 1 + seat) % n for seat in range(n)]
-            absolute[row, seats] = relative[row]
-        return priors, absolute
 
 
 # ---------------------------------------------------------------- agents and the game driver
@@ -210,15 +184,13 @@ class Agent:
 
 
 def tier_agent(name: str, settings: PlaySettings) -> Agent:
-    """An agent for a tier name: random, heuristic, or mcts<N> (heuristic-guided, N sims)."""
-    if name == "random":
-        return Agent(name, player=RandomPlayer())
-    if name == "heuristic":
-        return Agent(name, player=HeuristicPlayer())
-    if name.startswith("mcts") and name[4:].isdigit() and int(name[4:]) > 0:
-        search = replace(settings.search(selfplay=False), simulations=int(name[4:]))
-        return Agent(name, evaluator=HeuristicEvaluator(), search=search)
-    raise ValueError(f"unknown tier {name!r}; tiers are random, heuristic, mcts<N> (e.g. mcts32)")
+    """An agent for a tier of engine.tiers: random, heuristic, mcts-<N> (heuristic-guided), d1-d5."""
+    chosen = tier(name)
+    if chosen.simulations == 0:
+        player = RandomPlayer() if chosen.name == "random" else HeuristicPlayer()
+        return Agent(chosen.name, player=player)
+    search = replace(settings.search(selfplay=False), simulations=chosen.simulations)
+    return Agent(chosen.name, evaluator=HeuristicEvaluator(), search=search)
 
 
 def model_agent(
@@ -495,5 +467,5 @@ async def load_network(
     if model.artifact is None:
         raise ValueError(f"model {model.model_id!r} of {model.config} has no artifact")
     data = await fetch_checkpoint(store, model.artifact, cache_dir)
-    network, spec = load_checkpoint(data)
-    return NetworkEvaluator(network, spec), model.artifact.sha256
+    network, _ = load_checkpoint(data)
+    return NetworkEvaluator(network), model.artifact.sha256

@@ -42,7 +42,7 @@ from handlers.play_common import (
 from projections.eventstore import EventStore
 
 NAME = "selfplay"
-BOOTSTRAP_TIER = "mcts{}"  # heuristic-guided search while a config has no model
+BOOTSTRAP_TIER = "mcts-{}"  # heuristic-guided search while a config has no model
 
 log = structlog.get_logger(__name__)
 

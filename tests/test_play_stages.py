@@ -70,6 +70,20 @@ async def events_on(app: App, subject: str, count: int = 1, timeout: float = 30)
     return await asyncio.wait_for(poll(), timeout)
 
 
+async def supervised(runtime: HandlerRuntime) -> None:
+    """Run a handler runtime, restarting it after a stray fetch timeout.
+
+    nats-py's fetch sometimes raises the builtin TimeoutError, which HandlerRuntime.run
+    (catching nats.errors.TimeoutError only) lets escape; reported to the runtime's owner.
+    """
+    while True:
+        try:
+            await runtime.run()
+            return
+        except TimeoutError:
+            continue
+
+
 @pytest.fixture(scope="module")
 def specs(app: App) -> list[HandlerSpec]:
     return [app.handler_spec(name) for name in ("trainer", "evaluator")]
@@ -79,7 +93,7 @@ def specs(app: App) -> list[HandlerSpec]:
 async def handlers(app: App, specs: list[HandlerSpec]) -> AsyncIterator[None]:
     """The trainer and evaluator in this process, for one test (they drain at its end)."""
     runtimes = [HandlerRuntime(spec, app.store) for spec in specs]
-    tasks = [asyncio.create_task(r.run()) for r in runtimes]
+    tasks = [asyncio.create_task(supervised(r)) for r in runtimes]
     yield
     for runtime in runtimes:
         runtime.stop()
@@ -260,7 +274,8 @@ def start_trainer(settings: Settings, state: Path) -> subprocess.Popen[bytes]:
         "--state-dir",
         str(state),
     ]
-    return subprocess.Popen(command, env=env, cwd=repo_root(), stderr=subprocess.PIPE)
+    log = (state / "stderr.log").open("wb")
+    return subprocess.Popen(command, env=env, cwd=repo_root(), stdout=log, stderr=log)
 
 
 async def test_trainer_killed_mid_run_completes_exactly_once(
@@ -291,7 +306,10 @@ async def test_trainer_killed_mid_run_completes_exactly_once(
     assert await app.store.read_all(LOG_STREAM, f"loop.training.completed.{config}") == []
     second = start_trainer(settings, tmp_path / "two")
     trainer_process.append(second)
-    [completed] = await events_on(app, f"loop.training.completed.{config}", timeout=60)
+    try:
+        [completed] = await events_on(app, f"loop.training.completed.{config}", timeout=60)
+    except TimeoutError:
+        raise AssertionError((tmp_path / "two" / "stderr.log").read_text()[-3000:]) from None
     second.send_signal(signal.SIGTERM)
     second.wait(20)
     assert len(await app.store.read_all(LOG_STREAM, f"loop.training.completed.{config}")) == 1
