@@ -1,5 +1,5 @@
 """Consumes selfplay GameCompleted; emits TrainingRequested naming the exact game range once a
-config has enough new games and no training of it is running.
+config has enough new games, no training of it is running and no candidate awaits its decision.
 
 Idempotent under redelivery (the request's ids derive from the triggering game's id and
 a running training blocks a second one) and safe with several gates: the append expects
@@ -36,6 +36,25 @@ def training_running(row: Row, now: datetime, timeout_s: float) -> bool:
     if requested_at is None:
         return True
     return (now - datetime.fromisoformat(requested_at)).total_seconds() < timeout_s
+
+
+def candidate_pending(registry: Tables, config: str, now: datetime, timeout_s: float) -> bool:
+    """A trained model of the config still awaits its promotion decision.
+
+    Training again before the decision would learn from the same data with the same
+    parent (the candidate is not the best yet): wasted compute. A candidate older than the
+    timeout no longer blocks (its evaluation was lost).
+    """
+    for row in registry.rows("registry_models"):
+        if row["config"] != config or row["state"] != "candidate":
+            continue
+        registered = row["registered_at"]
+        if (
+            registered is None
+            or (now - datetime.fromisoformat(registered)).total_seconds() < timeout_s
+        ):
+            return True
+    return False
 
 
 def training_window(
@@ -78,7 +97,10 @@ def on_game_completed(
     if config not in settings.configs:
         return None
     row = status(pipeline, config)
-    if training_running(row, event.occurred_at, settings.data_gate.training_timeout_s):
+    timeout_s = settings.data_gate.training_timeout_s
+    if training_running(row, event.occurred_at, timeout_s):
+        return None
+    if candidate_pending(registry, config, event.occurred_at, timeout_s):
         return None
     new_games = selfplay_since(games, config, row["trained_through_seq"])
     if new_games < knobs(feedback, config, settings).min_new_games:

@@ -210,9 +210,15 @@ async def test_data_gate_threshold_and_exact_range(
 
     await app.store.append(trained(config, "hex8-m1", request.training_id))
     seqs += await app.store.append_many([game(config, 10)])
+    await drained(app, "data-gate", GAMES_STREAM)  # the candidate awaits its decision
+    assert len(await events_on(app, f"loop.training.requested.{config}")) == 1
+
+    await app.store.append(ModelRejected(config=config, model_id="hex8-m1", gate="floors",
+                                         statistic=0.1, threshold=0.5, reason="test"))  # fmt: skip
+    seqs += await app.store.append_many([game(config, 11)])
     requests = await count_at_least(app, f"loop.training.requested.{config}", 2)
-    assert requests[1].games.count == 8  # the window: the newest 8 of 11 selfplay games
-    assert (requests[1].games.first_seq, requests[1].games.last_seq) == (seqs[3], seqs[10])
+    assert requests[1].games.count == 8  # the window: the newest 8 of 12 selfplay games
+    assert (requests[1].games.first_seq, requests[1].games.last_seq) == (seqs[4], seqs[11])
 
 
 async def test_two_gates_request_one_training(app: App, running: dict[str, HandlerRuntime]) -> None:
