@@ -85,6 +85,7 @@ class Tally:
     wins: int = 0
     draws: int = 0
     losses: int = 0
+    stopped_early: bool = False
 
     @property
     def games(self) -> int:
@@ -233,9 +234,10 @@ async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event
             opponents=[o.participant_id for o in opponents],
         )
     )
-    results = []
-    for opponent in opponents:
-        results.append(await _head_to_head(event, evaluation_id, candidate, opponent, deps))
+    tallies = [
+        await _head_to_head(event, evaluation_id, candidate, opponent, deps)
+        for opponent in opponents
+    ]
     log.info("evaluation_completed", config=event.config, candidate=event.model_id)
     return [
         event.caused(
@@ -245,8 +247,8 @@ async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event
             config=event.config,
             evaluation_id=evaluation_id,
             candidate=event.model_id,
-            results=results,
-            decided_early=any(r.sprt != "continue" for r in results),
+            results=[t.result(deps.settings) for t in tallies],
+            decided_early=any(t.stopped_early for t in tallies),
         )
     ]
 
@@ -268,7 +270,7 @@ async def _head_to_head(
     candidate: Agent,
     opponent: Agent,
     deps: EvaluatorDeps,
-) -> OpponentResult:
+) -> Tally:
     """Rounds of games against one opponent until the SPRT decides or the budget is spent."""
     settings = deps.settings
     config = GameConfig.parse(event.config)
@@ -297,9 +299,10 @@ async def _head_to_head(
         )
         for game in played:
             tally.add(pair_score(game, candidate.participant_id, opponent.participant_id))
-        if tally.result(settings).sprt != "continue":
+        if tally.result(settings).sprt != "continue" and tally.games < budget:
+            tally.stopped_early = True
             break
-    return tally.result(settings)
+    return tally
 
 
 async def _already_evaluated(store: EventStore, config: str, evaluation_id: str) -> bool:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Daemon = Callable[[asyncio.Event], Awaitable[object]]
-_DAEMONS: set[asyncio.Task[object]] = set()
+_DAEMONS: dict[asyncio.Task[None], asyncio.Event] = {}
 
 
 def settings_of(app: App) -> PlaySettings:
@@ -64,8 +64,16 @@ def start_daemon(app: App, name: str, body: Daemon) -> None:
             watcher.cancel()
 
     task = loop.create_task(guarded(), name=f"daemon:{name}")
-    _DAEMONS.add(task)
-    task.add_done_callback(_DAEMONS.discard)
+    _DAEMONS[task] = stop
+    task.add_done_callback(lambda done: _DAEMONS.pop(done, None))
+
+
+async def stop_daemons() -> None:
+    """Stop this process's daemons and wait for them (call before App.close drains the bus)."""
+    tasks = list(_DAEMONS)
+    for task in tasks:
+        _DAEMONS[task].set()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _stop_when_draining(app: App, stop: asyncio.Event) -> None:

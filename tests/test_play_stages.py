@@ -43,6 +43,7 @@ from handlers.trainer import game_samples
 from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
+from ops.wiring_play import stop_daemons
 from tests.conftest import repo_root
 
 CONFIG = "square8_2p"
@@ -84,9 +85,10 @@ async def supervised(runtime: HandlerRuntime) -> None:
             continue
 
 
-@pytest.fixture(scope="module")
-def specs(app: App) -> list[HandlerSpec]:
-    return [app.handler_spec(name) for name in ("trainer", "evaluator")]
+@pytest_asyncio.fixture(scope="module")
+async def specs(app: App) -> AsyncIterator[list[HandlerSpec]]:
+    yield [app.handler_spec(name) for name in ("trainer", "evaluator")]
+    await stop_daemons()  # the evaluator's tournament-work loop
 
 
 @pytest_asyncio.fixture()
