@@ -20,25 +20,25 @@ argument names and returned dict keys; ``board_type`` + ``num_players`` or ``con
   the updates of a config serial. ``rater=False`` leaves rating to the running processes.
 * RingRift's API is synchronous: ``EloService`` runs ``AsyncEloService`` (the core, for
   async callers) on a private event loop in a background thread.
+
+This module is the async core (config names, the write path, ``AsyncEloService``);
+``ops.elo_queries`` holds the read queries and ``ops.elo_sync`` the synchronous facade.
+Every name of the compat layer is importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import hashlib
-import json
 import re
-import sqlite3
-import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import sqlite_utils
 from pydantic import ValidationError
 
-from engine.rating import DEFAULT_RATING, K_FACTOR, PINNED_RATINGS, ml_ratings
+from engine.rating import K_FACTOR, PINNED_RATINGS
 from events import (
     LOG_STREAM,
     MatchCompleted,
@@ -49,15 +49,38 @@ from events import (
 )
 from events.envelope import CONFIG_PATTERN, new_event_id
 from handlers.runtime import HandlerRuntime
-from ops.app import App, projector_owner
-from ops.settings import Settings, load_settings
+from ops.app import App
+from ops.elo_queries import (
+    combined_leaderboard,
+    head_to_head,
+    leaderboard_entries,
+    match_history,
+    memory_copy,
+    rating_entry,
+    rating_history,
+)
+from ops.elo_queries import current_elo_runner as current_elo_runner
+from ops.elo_queries import display_names as display_names
+from ops.elo_queries import rated_matches as rated_matches
+from ops.elo_queries import resolve_keys as resolve_keys
+from ops.elo_queries import up_owns_projector as up_owns_projector
+from ops.elo_sync import EloService as EloService
+from ops.elo_sync import close_elo_services as close_elo_services
+from ops.elo_sync import default_settings
+from ops.elo_sync import get_elo_service as get_elo_service
+from ops.elo_sync import get_head_to_head as get_head_to_head
+from ops.elo_sync import get_leaderboard as get_leaderboard
+from ops.elo_sync import get_match_history as get_match_history
+from ops.elo_sync import get_rating_history as get_rating_history
+from ops.elo_sync import init_elo_database as init_elo_database
+from ops.elo_sync import register_models as register_models
+from ops.elo_sync import update_elo_after_match as update_elo_after_match
+from ops.settings import Settings
 from projections.base import Projection
 from projections.elo import EloProjection
 from projections.eventstore import StoredEvent
 from projections.runner import ProjectionRunner, open_db
 from projections.tables import Table, Tables
-
-T = TypeVar("T")
 
 BOARD_TYPES = ("square8", "hex8", "square19", "hexagonal")
 _BOARD_ALIASES = {"sq8": "square8", "sq19": "square19"}
@@ -110,106 +133,6 @@ def ranks_from_positions(positions: Sequence[int]) -> list[int]:
     return [1 + sum(other < own for other in positions) for own in positions]
 
 
-# ---------------------------------------------------------------- the read model
-
-
-def memory_copy(path: Path | str) -> sqlite_utils.Database:
-    """An in-memory copy of a projections database (empty when the file does not exist)."""
-    db = open_db(":memory:")
-    if Path(path).exists():
-        source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        try:
-            source.backup(db.conn)
-        finally:
-            source.close()
-    return db
-
-
-async def up_owns_projector(app: App) -> bool:
-    """Whether a `ringloop up` serves this state folder, and so owns its projections.db.
-
-    The rule: another process holds the state folder's projector lock (ops.app.ProjectorLock),
-    which `ringloop up` takes whether it runs the embedded server or uses --nats.
-    """
-    return projector_owner(app.settings) is not None
-
-
-async def current_elo_runner(app: App) -> ProjectionRunner:
-    """The Elo read model as of now: catches up the state folder's file when nobody owns it,
-    else folds the tail into an in-memory copy (never writing the owner's file)."""
-    if await up_owns_projector(app):
-        runner = ProjectionRunner(
-            EloProjection(), app.store, memory_copy(app.settings.projections_db)
-        )
-        await runner.catch_up()
-        return runner
-    runner = app.projection_runner("elo")
-    if runner.following:  # already following in this process: wait, never fold twice
-        await app.refresh("elo")
-    else:
-        await runner.catch_up()
-    return runner
-
-
-def _names(db: sqlite_utils.Database, config: str | None) -> list[dict[str, Any]]:
-    where, params = ("where config = ?", [config]) if config else ("", [])
-    return list(db.query(f"select * from elo_participants {where}", params))
-
-
-def display_names(db: sqlite_utils.Database, config: str | None = None) -> dict[str, str]:
-    return {row["participant"]: row["display_name"] for row in _names(db, config)}
-
-
-def resolve_keys(db: sqlite_utils.Database, name: str, config: str | None = None) -> set[str]:
-    """The rating keys a participant name stands for (its own, or a model hash it aliases)."""
-    keys = {name}
-    for row in _names(db, config):
-        if name == row["participant"] or name in _json_list(row["aliases"]):
-            keys.add(row["participant"])
-    return keys
-
-
-def _json_list(value: Any) -> list[Any]:
-    return json.loads(value) if isinstance(value, str) else list(value or [])
-
-
-def rated_matches(db: sqlite_utils.Database, config: str) -> list[dict[str, int]]:
-    """Every rated match of a config as participant key -> rank (1 = best), in log order."""
-    rows = db.query(
-        "select participants from elo_matches where config = ? and rated_seq is not null "
-        "order by seq",
-        [config],
-    )
-    return [{p["participant"]: p["rank"] for p in _json_list(r["participants"])} for r in rows]
-
-
-def combined_leaderboard(
-    db: sqlite_utils.Database, config: str, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Elo and full-history ML ratings (95% interval, anchored on the pinned baselines)."""
-    ml = ml_ratings(rated_matches(db, config))
-    rows = []
-    for row in db.query(
-        "select * from elo_ratings where config = ? order by elo desc, participant", [config]
-    ):
-        fit = ml.get(row["participant"])
-        rows.append(
-            {
-                "participant": row["display_name"],
-                "key": row["participant"],
-                "elo": round(row["elo"], 1),
-                "ml_rating": round(fit.rating, 1) if fit else None,
-                "ml_low": round(fit.low, 1) if fit else None,
-                "ml_high": round(fit.high, 1) if fit else None,
-                "games": row["games"],
-                "wins": row["wins"],
-                "losses": row["losses"],
-                "draws": row["draws"],
-            }
-        )
-    return rows[:limit] if limit is not None else rows
-
-
 # ---------------------------------------------------------------- registered models
 
 
@@ -252,204 +175,6 @@ def _file_sha256(path: str | None) -> str | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# ---------------------------------------------------------------- RingRift-shaped reads
-
-
-def _split(config: str) -> tuple[str, int]:
-    board, players = config.rsplit("_", 1)
-    return board, int(players[:-1])
-
-
-def _ai_type(key: str) -> str:
-    return "baseline" if key in PINNED_RATINGS else "model" if key.startswith("sha256:") else "ai"
-
-
-def _win_rate(wins: int, draws: int, games: int) -> float:
-    return (wins + 0.5 * draws) / games if games else 0.5
-
-
-def leaderboard_entries(
-    db: sqlite_utils.Database, config: str, limit: int = 50, min_games: int = 0
-) -> list[dict[str, Any]]:
-    """RingRift's LeaderboardEntry fields (rank, participant_id, name, rating, ...)."""
-    board, players = _split(config)
-    rows = db.query(
-        "select r.*, h.time as last_time from elo_ratings r left join elo_history h "
-        "on h.config = r.config and h.participant = r.participant and h.seq = r.last_seq "
-        "where r.config = ? and r.games >= ? order by r.elo desc, r.participant limit ?",
-        [config, min_games, limit],
-    )
-    return [
-        {
-            "rank": rank,
-            "participant_id": row["display_name"],
-            "name": row["display_name"],
-            "key": row["participant"],
-            "ai_type": _ai_type(row["participant"]),
-            "rating": row["elo"],
-            "games_played": row["games"],
-            "wins": row["wins"],
-            "losses": row["losses"],
-            "draws": row["draws"],
-            "win_rate": _win_rate(row["wins"], row["draws"], row["games"]),
-            "last_active": row["last_time"],
-            "board_type": board,
-            "num_players": players,
-            "config": config,
-        }
-        for rank, row in enumerate(rows, 1)
-    ]
-
-
-def rating_entry(db: sqlite_utils.Database, config: str, participant_id: str) -> dict[str, Any]:
-    """One participant's rating (the start or pinned rating with 0 games when unrated)."""
-    keys = resolve_keys(db, participant_id, config)
-    marks = ",".join("?" * len(keys))
-    rows = list(
-        db.query(
-            f"select * from elo_ratings where config = ? and participant in ({marks})",
-            [config, *sorted(keys)],
-        )
-    )
-    if not rows:
-        start = PINNED_RATINGS.get(participant_id, DEFAULT_RATING)
-        rows = [{"elo": start, "games": 0, "wins": 0, "losses": 0, "draws": 0}]
-    row = max(rows, key=lambda r: r["games"])
-    return {
-        "participant_id": participant_id,
-        "rating": row["elo"],
-        "games_played": row["games"],
-        "wins": row["wins"],
-        "losses": row["losses"],
-        "draws": row["draws"],
-        "win_rate": _win_rate(row["wins"], row["draws"], row["games"]),
-        "config": config,
-    }
-
-
-def _matches(
-    db: sqlite_utils.Database, config: str | None, tournament_id: str | None = None
-) -> list[dict[str, Any]]:
-    clauses, params = [], []
-    if config is not None:
-        clauses.append("config = ?")
-        params.append(config)
-    if tournament_id is not None:
-        clauses.append("context_id = ?")
-        params.append(tournament_id)
-    where = f"where {' and '.join(clauses)}" if clauses else ""
-    rows = list(db.query(f"select * from elo_matches {where} order by seq desc", params))
-    for row in rows:
-        row["participants"] = _json_list(row["participants"])
-    return rows
-
-
-def _rank_of(row: Mapping[str, Any], keys: set[str]) -> int | None:
-    return next((p["rank"] for p in row["participants"] if p["participant"] in keys), None)
-
-
-def head_to_head(
-    db: sqlite_utils.Database, participant_a: str, participant_b: str, config: str | None
-) -> dict[str, Any]:
-    """Games both played (any config unless given): who finished ahead of whom."""
-    keys_a = resolve_keys(db, participant_a, config)
-    keys_b = resolve_keys(db, participant_b, config)
-    a_wins = b_wins = draws = 0
-    for row in _matches(db, config):
-        rank_a, rank_b = _rank_of(row, keys_a), _rank_of(row, keys_b)
-        if rank_a is None or rank_b is None:
-            continue
-        a_wins += rank_a < rank_b
-        b_wins += rank_b < rank_a
-        draws += rank_a == rank_b
-    total = a_wins + b_wins + draws
-    return {
-        "participant_a": participant_a,
-        "participant_b": participant_b,
-        "total_games": total,
-        "a_wins": a_wins,
-        "b_wins": b_wins,
-        "draws": draws,
-        "a_win_rate": a_wins / total if total else 0.0,
-        "b_win_rate": b_wins / total if total else 0.0,
-    }
-
-
-def match_history(
-    db: sqlite_utils.Database,
-    participant_id: str | None,
-    tournament_id: str | None,
-    config: str | None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Newest first, in RingRift's match_history shape (rankings 0 = first)."""
-    rows = _matches(db, config, tournament_id)
-    if participant_id is not None:
-        keys = resolve_keys(db, participant_id, config)
-        rows = [row for row in rows if _rank_of(row, keys) is not None]
-    return [_match_record(db, row) for row in rows[:limit]]
-
-
-def _match_record(db: sqlite_utils.Database, row: Mapping[str, Any]) -> dict[str, Any]:
-    names = display_names(db, row["config"])
-    parts = row["participants"]
-    firsts = [p["participant"] for p in parts if p["rank"] == 1]
-    board, players = _split(row["config"])
-    before, after = {}, {}
-    if row["rated_seq"] is not None:
-        for change in db.query(
-            "select participant, before, after from elo_history where config = ? and seq = ?",
-            [row["config"], row["rated_seq"]],
-        ):
-            name = names.get(change["participant"], change["participant"])
-            before[name], after[name] = change["before"], change["after"]
-    return {
-        "match_id": row["match_id"],
-        "participant_ids": [names.get(p["participant"], p["participant"]) for p in parts],
-        "rankings": [p["rank"] - 1 for p in parts],
-        "winner_id": names.get(firsts[0], firsts[0]) if len(firsts) == 1 else None,
-        "board_type": board,
-        "num_players": players,
-        "config": row["config"],
-        "tournament_id": row["context_id"],
-        "context": row["context"],
-        "game_id": row["game_id"],
-        "timestamp": row["time"],
-        "elo_before": before,
-        "elo_after": after,
-    }
-
-
-def rating_history(
-    db: sqlite_utils.Database, participant_id: str, config: str, limit: int = 100
-) -> list[dict[str, Any]]:
-    """A participant's rating after each of its rated matches, newest first."""
-    keys = sorted(resolve_keys(db, participant_id, config))
-    marks = ",".join("?" * len(keys))
-    board, players = _split(config)
-    rows = db.query(
-        f"select * from elo_history where config = ? and participant in ({marks}) "
-        "order by seq desc limit ?",
-        [config, *keys, limit],
-    )
-    return [
-        {
-            "participant_id": participant_id,
-            "board_type": board,
-            "num_players": players,
-            "config": config,
-            "rating": row["after"],
-            "rating_before": row["before"],
-            "rating_change": row["after"] - row["before"],
-            "rank": row["rank"],
-            "match_id": row["match_id"],
-            "timestamp": row["time"],
-            "seq": row["seq"],
-        }
-        for row in rows
-    ]
 
 
 class AsyncEloService:
@@ -819,146 +544,6 @@ def _positions_from_winner(model_a: str, model_b: str, winner: str | None) -> li
     raise MatchRefused(
         f"winner {winner!r} is neither {model_a!r} nor {model_b!r} (nor 'draw' / None)"
     )
-
-
-def default_settings() -> Settings:
-    """./.ringloop, with its settings.toml when there is one (like the CLI)."""
-    path = Path(".ringloop/settings.toml")
-    return load_settings(path if path.exists() else None)
-
-
-# ---------------------------------------------------------------- the synchronous facade
-
-
-class EloService:
-    """RingRift's synchronous EloService: the async core on a private loop in a thread."""
-
-    def __init__(self, settings: Settings | None = None, *, rater: bool = True) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="ringloop-elo-service", daemon=True
-        )
-        self._thread.start()
-        try:
-            self.core = self._run(AsyncEloService.open(settings, rater=rater))
-        except BaseException:
-            self._stop_loop()
-            raise
-        self.timeout = self.core.timeout
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._loop.is_closed():
-            raise RuntimeError("this EloService is closed")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        try:
-            self._run(self.core.close())
-        finally:
-            self._stop_loop()
-
-    def __enter__(self) -> EloService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def init_elo_database(self) -> EloService:
-        self._run(self.core.init_elo_database())
-        return self
-
-    def register_model(self, model_id: str, *args: Any, **kwargs: Any) -> None:
-        self._run(self.core.register_model(model_id, *args, **kwargs))
-
-    def register_models(self, models: Sequence[Mapping[str, Any]]) -> int:
-        return self._run(self.core.register_models(models))
-
-    def update_elo_after_match(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._run(self.core.update_elo_after_match(*args, **kwargs))
-
-    def record_match_and_update(self, *args: Any, **kwargs: Any) -> tuple[str, dict[str, float]]:
-        return self._run(self.core.record_match_and_update(*args, **kwargs))
-
-    def leaderboard(self, config: str, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._run(self.core.leaderboard(config, limit))
-
-    def get_leaderboard(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return self._run(self.core.get_leaderboard(*args, **kwargs))
-
-    def get_rating(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._run(self.core.get_rating(*args, **kwargs))
-
-    def get_head_to_head(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._run(self.core.get_head_to_head(*args, **kwargs))
-
-    def get_match_history(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return self._run(self.core.get_match_history(*args, **kwargs))
-
-    def get_rating_history(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return self._run(self.core.get_rating_history(*args, **kwargs))
-
-
-_services: dict[tuple[str, str | None], EloService] = {}
-_services_lock = threading.Lock()
-
-
-def get_elo_service(settings: Settings | None = None, *, rater: bool = True) -> EloService:
-    """The process's EloService for a state folder and bus (created on first use)."""
-    settings = settings or default_settings()
-    key = (str(settings.state_dir.resolve()), settings.nats.url)
-    with _services_lock:
-        service = _services.get(key)
-        if service is None or service._loop.is_closed():
-            service = _services[key] = EloService(settings, rater=rater)
-        return service
-
-
-@atexit.register
-def close_elo_services() -> None:
-    """Close every service get_elo_service made (also run at interpreter exit)."""
-    with _services_lock:
-        services = list(_services.values())
-        _services.clear()
-    for service in services:
-        service.close()
-
-
-# ---------------------------------------------------------------- RingRift's module functions
-
-
-def init_elo_database(settings: Settings | None = None) -> EloService:
-    return get_elo_service(settings).init_elo_database()
-
-
-def register_models(db: EloService, models: Sequence[Mapping[str, Any]]) -> int:
-    return db.register_models(models)
-
-
-def update_elo_after_match(db: EloService, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return db.update_elo_after_match(*args, **kwargs)
-
-
-def get_leaderboard(db: EloService, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    return db.get_leaderboard(*args, **kwargs)
-
-
-def get_head_to_head(db: EloService, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return db.get_head_to_head(*args, **kwargs)
-
-
-def get_match_history(db: EloService, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    return db.get_match_history(*args, **kwargs)
-
-
-def get_rating_history(db: EloService, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    return db.get_rating_history(*args, **kwargs)
 
 
 __all__ = [
