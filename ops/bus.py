@@ -28,7 +28,12 @@ log = structlog.get_logger(__name__)
 
 def connect_options(settings: NatsSettings, url: str) -> dict[str, Any]:
     """Keyword arguments for nats.connect: credentials and TLS passed through."""
-    options: dict[str, Any] = {"servers": [url], "name": "ringloop", "max_reconnect_attempts": 10}
+    options: dict[str, Any] = {
+        "servers": [url],
+        "name": "ringloop",
+        "max_reconnect_attempts": 10,
+        "connect_timeout": 5,
+    }
     if settings.user is not None:
         options["user"] = settings.user
         options["password"] = settings.password
@@ -48,8 +53,27 @@ def connect_options(settings: NatsSettings, url: str) -> dict[str, Any]:
     return options
 
 
+class BusConnectError(RuntimeError):
+    """NATS refused or could not be reached; the message names the URL and the reason."""
+
+
 async def connect(settings: NatsSettings, url: str) -> Client:
-    return await nats.connect(**connect_options(settings, url))
+    """Connect, turning nats-py's generic failure into one naming the server's reason."""
+    errors: list[BaseException] = []
+
+    async def remember(exc: BaseException) -> None:
+        errors.append(exc)
+
+    options = connect_options(settings, url)
+    try:
+        # A first, non-retrying attempt: a refused login fails at once with the server's
+        # reason instead of after the reconnect schedule.
+        probe = await nats.connect(**{**options, "allow_reconnect": False}, error_cb=remember)
+        await probe.close()
+        return await nats.connect(**options, error_cb=remember)
+    except Exception as exc:
+        reason = errors[-1] if errors else exc
+        raise BusConnectError(f"cannot connect to NATS at {url}: {reason}") from exc
 
 
 def stream_configs(streams: StreamSettings, replicas: int) -> list[StreamConfig]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ops.app import App, ConnectError
+from ops.bus import BusConnectError
 from ops.logging import configure_logging
 from ops.server import ServerError
 from ops.settings import Settings, SettingsError, load_settings
@@ -83,7 +84,7 @@ def run_with_app(
 
     try:
         return asyncio.run(main())
-    except (ConnectError, ServerError, ValueError, FileExistsError) as exc:
+    except (ConnectError, BusConnectError, ServerError, ValueError, FileExistsError) as exc:
         print(f"ringloop: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -94,4 +95,7 @@ def stop_on_signals(stop: asyncio.Event) -> None:
     """SIGINT/SIGTERM set `stop` so the process drains instead of dying mid-event."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (RuntimeError, ValueError):  # not the main thread (embedded use, tests)
+            return

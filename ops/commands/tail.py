@@ -74,11 +74,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.from_seq:
             start = args.from_seq
         else:
-            start = (
-                max(1, await app.store.last_seq(stream, args.subject) - args.last + 1)
-                if args.last
-                else (await app.store.last_seq(stream) + 1)
-            )
+            start = await app.store.last_seq(stream) + 1
         printed = 0
 
         async def follow() -> None:
