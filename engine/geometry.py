@@ -36,7 +36,7 @@ class Geometry:
                 if abs(x + y) <= n
             ]
             self.dirs: tuple[tuple[int, ...], ...] = HEX_DIRS
-            self.line_axes = HEX_LINE_AXES
+            self.line_axes: tuple[int, ...] = HEX_LINE_AXES
             territory_dirs: tuple[int, ...] = tuple(range(6))
         else:
             self.radius = 0

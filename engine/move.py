@@ -76,7 +76,7 @@ class Move(NamedTuple):
     from_cell: Cell | None = None
     to_cell: Cell | None = None
     capture_target: Cell | None = None
-    count: int = 0
+    count: int = 0  # type: ignore[assignment]  # shadows tuple.count; RingRift's field name
     cells: tuple[Cell, ...] = ()
     collapse: tuple[Cell, ...] = ()
     option: int = 0

@@ -230,7 +230,7 @@ def state_from_json(d: dict[str, Any]) -> GameState:
     players = sorted(d["players"], key=lambda p: p["playerNumber"])
     n = max(2, len(players), d.get("maxPlayers") or 0)
     n = min(n, 4)
-    s = GameState(GameConfig(board_type, n))
+    s = GameState(GameConfig(g.board, n))  # g.board is board_type, validated
     by_seat = {p["playerNumber"]: p for p in players}
     for p in range(1, n + 1):
         info = by_seat.get(p, {})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 from engine import movegen as mg
 from engine.config import GameConfig
@@ -544,8 +544,11 @@ _GENERATORS = {
 
 
 # ---- appliers ------------------------------------------------------------------------
+# An applier gets only moves of its type, which carry the cells that type needs (the
+# generators and parsers build them so); cast() narrows `Cell | None` for mypy without a
+# runtime check (hot path).
 def _apply_place(s: GameState, m: Move) -> None:
-    P, c = m.player, m.to_cell
+    P, c = m.player, cast(Cell, m.to_cell)
     s._hand[P] -= m.count
     s._set_stack(c, (P,) * m.count + s._stacks[c])
     s.must_move = c
@@ -582,7 +585,7 @@ def _land(s: GameState, P: int, cell: int, st: tuple[int, ...]) -> None:
 
 
 def _apply_move_stack(s: GameState, m: Move) -> None:
-    P, a, b = m.player, m.from_cell, m.to_cell
+    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
     d, k = s.geometry.ray_pos[a][b]
     st = s._stacks[a]
     s._set_stack(a, ())
@@ -598,7 +601,8 @@ def _apply_move_stack(s: GameState, m: Move) -> None:
 
 
 def _apply_capture(s: GameState, m: Move) -> None:
-    P, a, t, b = m.player, m.from_cell, m.capture_target, m.to_cell
+    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
+    t = cast(Cell, m.capture_target)
     g = s.geometry
     d, kt = g.ray_pos[a][t]
     _, kb = g.ray_pos[a][b]
@@ -632,7 +636,7 @@ def _extract_buried(s: GameState, P: int, cell: int) -> None:
 
 
 def _apply_recovery(s: GameState, m: Move) -> None:
-    P, a, b = m.player, m.from_cell, m.to_cell
+    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
     s._set_marker(a, 0)
     if m.extraction is not None:
         _extract_buried(s, P, m.extraction)
@@ -658,7 +662,7 @@ def _apply_line(s: GameState, m: Move) -> None:
 
 
 def _apply_eliminate(s: GameState, m: Move) -> None:
-    P, c = m.player, m.to_cell
+    P, c = m.player, cast(Cell, m.to_cell)
     st = s._stacks[c]
     if m.mode == "line":
         s._eliminate(P, st[:1])
@@ -700,10 +704,11 @@ def _apply_exit_territory(s: GameState, m: Move) -> None:
 
 
 def _apply_forced(s: GameState, m: Move) -> None:
-    st = s._stacks[m.to_cell]
+    c = cast(Cell, m.to_cell)
+    st = s._stacks[c]
     cap = mg.cap_height(st)
     s._eliminate(m.player, st[:cap])
-    s._set_stack(m.to_cell, st[cap:])
+    s._set_stack(c, st[cap:])
     s._end_turn()
 
 

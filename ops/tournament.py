@@ -79,7 +79,7 @@ def schedule(
 ) -> list[EvalGameRequested]:
     """Work items: each group plays ``games_per_group`` games, seats rotating."""
     players = GameConfig.parse(config).num_players
-    items = []
+    items: list[EvalGameRequested] = []
     root = str(uuid.uuid4())
     for group in pairings(seats, players, fmt):
         for game in range(games_per_group):
