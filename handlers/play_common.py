@@ -31,8 +31,16 @@ from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulat
 from engine.players.neural import NetworkEvaluator
 from engine.players.random_player import RandomPlayer
 from engine.tiers import tier
-from events import ArtifactRef, Event, ModelRegistered, ModelRolledBack, decode
+from events import (
+    ArtifactRef,
+    Event,
+    FeedbackSignalRaised,
+    ModelRegistered,
+    ModelRolledBack,
+    decode,
+)
 from events.streams import LOG_STREAM, MODELS_BUCKET
+from handlers.feedback import BATCH_SIZE, DIRICHLET_FRACTION
 from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 
@@ -423,6 +431,26 @@ async def registered_model(store: EventStore, config: str, model_id: str) -> Mod
 
 async def has_any_model(store: EventStore, config: str) -> bool:
     return await last_event(store, f"loop.model.registered.{config}") is not None
+
+
+async def feedback_knobs(store: EventStore, config: str) -> dict[str, float]:
+    """The newest value of every knob feedback moved for a config (knob name -> value)."""
+    knobs: dict[str, float] = {}
+    async for stored in store.read(LOG_STREAM, f"loop.feedback.raised.{config}"):
+        if isinstance(stored.event, FeedbackSignalRaised):
+            knobs[stored.event.knob] = stored.event.new_value
+    return knobs
+
+
+async def tuned(store: EventStore, config: str, settings: PlaySettings) -> PlaySettings:
+    """The settings with the knobs feedback moved for this config (exploration, batch size)."""
+    knobs = await feedback_knobs(store, config)
+    update: dict[str, Any] = {}
+    if DIRICHLET_FRACTION in knobs:
+        update["dirichlet_fraction"] = knobs[DIRICHLET_FRACTION]
+    if BATCH_SIZE in knobs:
+        update["batch_size"] = max(1, int(knobs[BATCH_SIZE]))
+    return settings.model_copy(update=update) if update else settings
 
 
 def checkpoint_cache(state_dir: Path) -> Path:

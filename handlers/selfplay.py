@@ -38,6 +38,7 @@ from handlers.play_common import (
     model_agent,
     play_games,
     tier_agent,
+    tuned,
 )
 from projections.eventstore import EventStore
 
@@ -198,11 +199,12 @@ class SelfplayWorker:
         """Play and append one batch; returns the games appended."""
         config = choose_config(await self.curriculum_weights(), self.settings.configs, rng)
         model, network = await self.network_for(config.name)
+        settings = await tuned(self.store, config.name, self.settings)
         started = time.perf_counter()
         records = await asyncio.to_thread(
             play_selfplay_batch,
             config,
-            self.settings,
+            settings,
             seed=rng.getrandbits(63),
             producer=self.producer,
             network=network,

@@ -59,6 +59,7 @@ from handlers.play_common import (
     put_checkpoint,
     registered_model,
     seat_values,
+    tuned,
 )
 from handlers.runtime import Append
 from projections.eventstore import EventStore
@@ -315,7 +316,8 @@ async def _train(
         return [_failed(event, deps, "no_samples", f"no positions in {event.games!r}")]
     seed = int(hashlib.sha256(event.training_id.encode()).hexdigest()[:8], 16)
     started = time.perf_counter()
-    fitted = await asyncio.to_thread(fit, config, deps.settings, samples, init=init, seed=seed)
+    settings = await tuned(deps.store, event.config, deps.settings)  # e.g. batch size after OOM
+    fitted = await asyncio.to_thread(fit, config, settings, samples, init=init, seed=seed)
     model_id = model_id_for(event, generation)
     artifact = await put_checkpoint(deps.store, f"{event.config}/{model_id}.pt", fitted.checkpoint)
     report = fitted.report

@@ -318,3 +318,39 @@ async def test_trainer_killed_mid_run_completes_exactly_once(
     assert len(await app.store.read_all(LOG_STREAM, f"loop.model.registered.{config}")) == 1
     assert isinstance(completed, TrainingCompleted) and completed.training_id == "train-crash"
     assert completed.producer.pid == second.pid  # the restarted process finished the work
+
+
+async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
+    app: App, selfplay_games: GameRange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from events import FeedbackSignalRaised
+    from handlers import trainer
+    from handlers.play_common import tuned
+
+    await app.store.append(
+        FeedbackSignalRaised(
+            config=CONFIG,
+            signal="out_of_memory",
+            knob="training.batch_size",
+            old_value=32,
+            new_value=16,
+        )
+    )
+    assert (await tuned(app.store, CONFIG, TINY)).batch_size == 16
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        assert kwargs.get("init") is None or isinstance(kwargs["init"], bytes)
+        assert args[1].batch_size == 16  # type: ignore[attr-defined]  # the feedback knob applied
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "fit", out_of_memory)
+    deps = trainer.TrainerDeps(app.store, TINY, app.settings.state_dir, Producer.current("trainer"))
+    # handled directly (not appended), so no trainer consumer ever sees this request
+    [failed] = await trainer.on_training_requested(
+        request(CONFIG, selfplay_games, "train-oom"), deps
+    )  # type: ignore[misc]
+    assert (
+        isinstance(failed, TrainingFailed)
+        and failed.reason == "oom"
+        and "out of memory" in failed.error
+    )
