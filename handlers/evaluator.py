@@ -2,9 +2,9 @@
 
 The candidate plays at selfplay's search budget without root noise (the first
 ``eval_temperature_moves`` moves are sampled by visits, so games differ). Each opponent
-gets rounds of ``eval_round`` games played in lock-step (network leaves batched across
-games), seats rotating; an SPRT (engine.stats) after every round stops an opponent early
-once decided. Multiplayer configs fill the extra seats with baselines; a game counts as a
+gets rounds of ``eval_round`` games, seats rotating; the rounds of all opponents are played
+together in lock-step (the candidate's network leaves batched across every game), and an
+SPRT (engine.stats) after every round stops an opponent early once decided. Multiplayer configs fill the extra seats with baselines; a game counts as a
 win against the opponent when the candidate finishes ranked above it.
 """
 
@@ -234,10 +234,8 @@ async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event
             opponents=[o.participant_id for o in opponents],
         )
     )
-    tallies = [
-        await _head_to_head(event, evaluation_id, candidate, opponent, deps)
-        for opponent in opponents
-    ]
+    matches = head_to_heads(GameConfig.parse(event.config), candidate, opponents, deps.settings)
+    await _gating_rounds(event, evaluation_id, candidate, matches, deps)
     log.info("evaluation_completed", config=event.config, candidate=event.model_id)
     return [
         event.caused(
@@ -247,8 +245,8 @@ async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event
             config=event.config,
             evaluation_id=evaluation_id,
             candidate=event.model_id,
-            results=[t.result(deps.settings) for t in tallies],
-            decided_early=any(t.stopped_early for t in tallies),
+            results=[m.tally.result(deps.settings) for m in matches],
+            decided_early=any(m.tally.stopped_early for m in matches),
         )
     ]
 
@@ -264,45 +262,78 @@ async def _opponents(deps: EvaluatorDeps, event: TrainingCompleted) -> list[Agen
     return agents
 
 
-async def _head_to_head(
+@dataclass
+class HeadToHead:
+    """One opponent of the gating match: its lineup, budget and results so far."""
+
+    opponent: Agent
+    lineup: list[Agent]
+    budget: int
+    tally: Tally
+
+    @property
+    def open(self) -> bool:
+        return self.tally.games < self.budget and not self.tally.stopped_early
+
+    def next_round(self, settings: PlaySettings) -> list[list[Agent]]:
+        count = min(settings.eval_round, self.budget - self.tally.games)
+        games = self.tally.games
+        return rotated_seatings(self.lineup, games + count)[games:]
+
+
+def head_to_heads(
+    config: GameConfig, candidate: Agent, opponents: Sequence[Agent], settings: PlaySettings
+) -> list[HeadToHead]:
+    matches = []
+    for opponent in opponents:
+        present = [candidate.participant_id, opponent.participant_id]
+        budget = settings.eval_games if opponent.model_sha256 else settings.baseline_games
+        lineup = [candidate, opponent, *fillers(config, present, settings)]
+        matches.append(HeadToHead(opponent, lineup, budget, Tally(opponent.participant_id)))
+    return matches
+
+
+async def _gating_rounds(
     event: TrainingCompleted,
     evaluation_id: str,
     candidate: Agent,
-    opponent: Agent,
+    matches: list[HeadToHead],
     deps: EvaluatorDeps,
-) -> Tally:
-    """Rounds of games against one opponent until the SPRT decides or the budget is spent."""
-    settings = deps.settings
-    config = GameConfig.parse(event.config)
-    present = [candidate.participant_id, opponent.participant_id]
-    lineup = [candidate, opponent, *fillers(config, present, settings)]
-    tally = Tally(opponent.participant_id)
-    budget = settings.eval_games if opponent.model_sha256 else settings.baseline_games
-    while tally.games < budget:
-        count = min(settings.eval_round, budget - tally.games)
-        seatings = rotated_seatings(lineup, tally.games + count)[tally.games :]
+) -> None:
+    """Rounds until every head-to-head is decided by its SPRT or has spent its budget.
+
+    A round plays the next games of every open head-to-head together, so the candidate's
+    network evaluates the leaves of all of them in shared batches.
+    """
+    settings, config = deps.settings, GameConfig.parse(event.config)
+    while active := [m for m in matches if m.open]:
+        rounds = [(m, m.next_round(settings)) for m in active]
+        seatings = [seats for _, round_ in rounds for seats in round_]
         seeds = [
-            seed_for(evaluation_id, opponent.participant_id, tally.games + i) for i in range(count)
+            seed_for(evaluation_id, m.opponent.participant_id, m.tally.games + i)
+            for m, round_ in rounds
+            for i in range(len(round_))
         ]
-        played = await asyncio.to_thread(play_games, config, seatings, seeds, settings)
-        await deps.store.append_many(
-            game_events(
-                event,
-                played,
-                prefix=f"{evaluation_id}:{opponent.participant_id}",
-                first_index=tally.games,
-                context="evaluation",
-                context_id=evaluation_id,
-                producer=deps.producer,
-                generation=event.generation,
+        played = iter(await asyncio.to_thread(play_games, config, seatings, seeds, settings))
+        for match, round_ in rounds:
+            games = [next(played) for _ in round_]
+            await deps.store.append_many(
+                game_events(
+                    event,
+                    games,
+                    prefix=f"{evaluation_id}:{match.opponent.participant_id}",
+                    first_index=match.tally.games,
+                    context="evaluation",
+                    context_id=evaluation_id,
+                    producer=deps.producer,
+                    generation=event.generation,
+                )
             )
-        )
-        for game in played:
-            tally.add(pair_score(game, candidate.participant_id, opponent.participant_id))
-        if tally.result(settings).sprt != "continue" and tally.games < budget:
-            tally.stopped_early = True
-            break
-    return tally
+            for game in games:
+                score = pair_score(game, candidate.participant_id, match.opponent.participant_id)
+                match.tally.add(score)
+            decided = match.tally.result(settings).sprt != "continue"
+            match.tally.stopped_early = decided and match.tally.games < match.budget
 
 
 async def _already_evaluated(store: EventStore, config: str, evaluation_id: str) -> bool:

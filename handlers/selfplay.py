@@ -44,6 +44,7 @@ from projections.eventstore import EventStore
 
 NAME = "selfplay"
 BOOTSTRAP_TIER = "mcts-{}"  # heuristic-guided search while a config has no model
+HEARTBEAT_EVERY_S = 30.0  # a DaemonHeartbeat with throughput figures, at most this often
 
 log = structlog.get_logger(__name__)
 
@@ -245,13 +246,16 @@ async def run(
     rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8)))
     halt = threading.Event()
     watcher = asyncio.create_task(_relay(stop, halt))
+    last_beat = time.monotonic()
     try:
         while not stop.is_set() and (max_batches is None or max_batches > 0):
             try:
                 await worker.batch(rng, halt)
             except Cancelled:
                 break
-            await store.append(worker.heartbeat())
+            if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
+                await store.append(worker.heartbeat())
+                last_beat = time.monotonic()
             max_batches = None if max_batches is None else max_batches - 1
     finally:
         watcher.cancel()

@@ -354,3 +354,34 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
         and failed.reason == "oom"
         and "out of memory" in failed.error
     )
+
+
+def test_multiplayer_gating_rotates_seats_and_fills_them_with_distinct_baselines() -> None:
+    from engine.players.random_player import RandomPlayer
+    from handlers.evaluator import head_to_heads, pair_score
+    from handlers.play_common import Agent, play_games, tier_agent
+
+    settings = TINY.model_copy(update={"max_moves": 30, "eval_round": 4})
+    candidate = Agent("candidate", player=RandomPlayer())
+    config = GameConfig.parse("square8_4p")
+    [match] = head_to_heads(config, candidate, [tier_agent("random", settings)], settings)
+    assert [a.participant_id for a in match.lineup] == [
+        "candidate",
+        "random",
+        "heuristic",
+        "mcts-16",
+    ]
+    seatings = match.next_round(settings)
+    assert [s[0].participant_id for s in seatings] == [
+        "candidate",
+        "random",
+        "heuristic",
+        "mcts-16",
+    ]
+    played = play_games(config, seatings, [1, 2, 3, 4], settings)
+    for game in played:
+        assert sorted(a.participant_id for a in game.seats) == sorted(
+            a.participant_id for a in match.lineup
+        )
+        assert len(game.ranking) == 4 and game.termination
+        assert pair_score(game, "candidate", "random") in (0.0, 0.5, 1.0)
