@@ -34,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
             print(render(explanation))
         return 0
 
-    return run_with_app(args, body, start_server=False)
+    return run_with_app(args, body)

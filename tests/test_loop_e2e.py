@@ -1,0 +1,134 @@
+"""The whole loop as a user runs it: `ringloop up --profile tiny` through every stage.
+
+One tiny generation (selfplay → data gate → trainer → evaluator → Elo → promoter →
+curriculum), a second loop against the same NATS refused, every projection rebuilt from
+the log and compared with the live one, then a rerun that resumes where the first stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from events import LOG_STREAM
+from ops.app import App
+from ops.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+
+def ringloop(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ops", *args]
+
+
+def up(state: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = ringloop(
+        "up",
+        "--profile",
+        "tiny",
+        "--generations",
+        "1",
+        "--state-dir",
+        str(state),
+        "--progress-every",
+        "0",
+    )
+    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "ringloop up exited early"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+async def loop_events(state: Path) -> list:  # type: ignore[type-arg]
+    app = await App.open(load_settings(None, state_dir=str(state)))
+    try:
+        return await app.store.read_all(LOG_STREAM, "loop.>")
+    finally:
+        await app.close()
+
+
+def test_tiny_generation_end_to_end_then_resume(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first_log = tmp_path / "first.log"
+    first = up(state, first_log)
+    try:
+        wait_for_file(state / "nats.url", first)
+        url = (state / "nats.url").read_text().strip()
+        time.sleep(1)  # the loop lease is taken right after the server answers
+        second = subprocess.run(
+            ringloop(
+                "up", "--nats", url, "--state-dir", str(tmp_path / "other"), "--profile", "tiny"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 3, second.stderr
+        assert "another improvement loop" in second.stderr and socket.gethostname() in second.stderr
+        assert first.wait(timeout=600) == 0, first_log.read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    check = subprocess.run(
+        ringloop("replay", "--check", "--state-dir", str(state)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 difference(s)" in check.stdout
+
+    events = asyncio.run(loop_events(state))
+    types = collections.Counter(s.event.type for s in events)
+    for expected in (
+        "training.requested",
+        "training.completed",
+        "evaluation.completed",
+        "match.completed",
+        "elo.updated",
+        "curriculum.rebalanced",
+    ):
+        assert types[expected] >= 1, (expected, types)
+    decisions = [s.event for s in events if s.event.type in ("model.promoted", "model.rejected")]
+    assert len(decisions) >= 1
+    first_model = decisions[0].model_id
+    explained = subprocess.run(
+        ringloop("explain", "model", first_model, "--state-dir", str(state)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert explained.returncode == 0 and first_model in explained.stdout
+
+    # A rerun resumes: nothing redone (one completion per training, one decision per
+    # model) and nothing lost (the next decision comes on top of the first).
+    rerun = up(state, tmp_path / "rerun.log")
+    assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
+    events = asyncio.run(loop_events(state))
+    completions = collections.Counter(
+        s.event.training_id for s in events if s.event.type == "training.completed"
+    )
+    assert completions and max(completions.values()) == 1
+    decided = collections.Counter(
+        s.event.model_id for s in events if s.event.type in ("model.promoted", "model.rejected")
+    )
+    assert max(decided.values()) == 1 and sum(decided.values()) >= 2
+    matches = collections.Counter(
+        s.event.match_id for s in events if s.event.type == "match.completed"
+    )
+    assert max(matches.values()) == 1
