@@ -29,6 +29,11 @@ class TransientError(RuntimeError):
     """A failure worth retrying later (a busy resource, a timeout): the input is nak'ed."""
 
 
+class Interrupted(RuntimeError):
+    """Long work abandoned because the process is stopping: the input is nak'ed at once,
+    for another copy (or this one, after a restart) to redo."""
+
+
 @dataclass(frozen=True)
 class Append:
     """Handler output appended atomically, optionally only if `expected_filter` is unchanged."""
@@ -59,6 +64,7 @@ class HandlerSpec:
     refresh: Callable[[], Awaitable[None]] | None = None
     conflict_retries: int = 20
     deliver_new_only: bool = False
+    on_stop: Callable[[], None] | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,8 +86,14 @@ class HandlerRuntime:
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
-        """Stop fetching; the message in hand is finished and acknowledged first."""
+        """Stop fetching; the message in hand is finished and acknowledged first.
+
+        A handler doing long work can offer `on_stop` (e.g. setting a flag its training
+        loop checks) and raise Interrupted: its input is then nak'ed for redelivery.
+        """
         self._stopping.set()
+        if self.spec.on_stop is not None:
+            self.spec.on_stop()
 
     async def ensure_consumer(self) -> None:
         spec = self.spec
@@ -137,6 +149,10 @@ class HandlerRuntime:
             settled = True
         except asyncio.CancelledError:
             raise
+        except Interrupted:
+            await msg.nak()
+            settled = True
+            log.info("handler_interrupted", handler=self.spec.name, seq=meta.sequence.stream)
         except Exception as exc:  # transient, or unknown: retried, then dead-lettered
             settled = await self._retry_or_dead_letter(msg, exc, deliveries)
         finally:
