@@ -5,8 +5,10 @@ trainer` (or `evaluator`, `selfplay`) and `ringloop up` run them.
 
 Selfplay and the evaluator's tournament work are worker loops, not reactions to one event.
 Until the runtime knows about daemons, their factory starts the loop as a task beside the
-HandlerSpec it returns (``spec.extra["daemon"]`` names it) and stops it when the
-connection starts draining (App.close). The selfplay spec itself consumes ModelPromoted
+HandlerSpec it returns (``spec.extra["daemon"]`` names it). It must stop before App.close
+drains the connection (a pull subscription in the middle of a fetch holds the drain for
+its whole timeout), so a stopper sits among ``app.runners``, which App.close stops first;
+the lead is asked for a proper close hook. The selfplay spec itself consumes ModelPromoted
 as a nudge to look for new weights before the next batch.
 """
 
@@ -16,7 +18,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -27,6 +29,7 @@ from handlers.runtime import HandlerSpec
 
 if TYPE_CHECKING:
     from ops.app import App
+    from projections.runner import ProjectionRunner
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +69,19 @@ def start_daemon(app: App, name: str, body: Daemon) -> None:
     task = loop.create_task(guarded(), name=f"daemon:{name}")
     _DAEMONS[task] = stop
     task.add_done_callback(lambda done: _DAEMONS.pop(done, None))
+    app.runners[f"daemon:{name}:{id(task)}"] = cast("ProjectionRunner", _Stopper(task, stop))
+
+
+class _Stopper:
+    """Stands among App.runners so that App.close stops the daemon before draining."""
+
+    def __init__(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        self.task = task
+        self.stop_event = stop
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def stop_daemons() -> None:
