@@ -292,6 +292,8 @@ async def on_training_requested(event: Event, deps: TrainerDeps) -> Append | lis
         return [_failed(event, deps, "refused_random_init", str(exc))]
     except OneHotTargetError as exc:
         return [_failed(event, deps, "refused_one_hot", str(exc))]
+    except ValueError as exc:  # poison data (an illegal move in a record): a decided failure
+        return [_failed(event, deps, "error", f"{type(exc).__name__}: {exc}")]
     except Exception as exc:
         if is_out_of_memory(exc):
             return [_failed(event, deps, "oom", repr(exc))]

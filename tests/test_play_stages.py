@@ -385,3 +385,28 @@ def test_multiplayer_gating_rotates_seats_and_fills_them_with_distinct_baselines
         )
         assert len(game.ranking) == 4 and game.termination
         assert pair_score(game, "candidate", "random") in (0.0, 0.5, 1.0)
+
+
+async def test_training_window_and_curriculum_choice(
+    app: App, selfplay_games: GameRange, tmp_path: Path
+) -> None:
+    import random
+
+    from handlers.selfplay import choose_config
+    from handlers.trainer import SampleCache, load_samples
+
+    cache = SampleCache(tmp_path / "samples.db")
+    everything, used = await load_samples(app.store, selfplay_games, 100, 0, cache)
+    assert used == selfplay_games.count and everything
+    newest, used = await load_samples(app.store, selfplay_games, 1, 0, cache)  # cached now
+    assert used == 1 and 0 < len(newest) < len(everything)
+    _, used = await load_samples(app.store, selfplay_games, 100, 1, cache)  # bootstrap games: gen 0
+    assert used == 0
+    cache.close()
+    rng = random.Random(1)
+    picks = [
+        choose_config({"square8_2p": 0.0, "hex8_2p": 5.0}, ["square8_2p", "hex8_2p"], rng).name
+        for _ in range(20)
+    ]
+    assert set(picks) == {"hex8_2p"}
+    assert choose_config({}, ["square8_3p"], rng).name == "square8_3p"
