@@ -36,6 +36,21 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-level", default="warning")
 
 
+def add_profile_argument(parser: argparse.ArgumentParser) -> None:
+    from handlers.settings import PROFILES
+
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="loop settings profile")
+
+
+def with_profile(settings: Settings, profile: str | None) -> Settings:
+    """Settings with the loop section replaced by a named profile (when one is given)."""
+    if profile is None:
+        return settings
+    from handlers.settings import LoopSettings
+
+    return settings.model_copy(update={"loop": LoopSettings.profile(profile)})
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     path = args.settings
     if path is None and args.state_dir is not None and (args.state_dir / "settings.toml").exists():

@@ -9,13 +9,20 @@ from typing import Any
 from events import DaemonStarted, DaemonStopped
 from handlers.runtime import HandlerRuntime, run_until_stopped
 from ops.app import HANDLERS, App
-from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
+from ops.commands._common import (
+    add_bus_arguments,
+    add_profile_argument,
+    run_with_app,
+    stop_on_signals,
+    with_profile,
+)
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run one handler as its own process")
     parser.add_argument("handler", choices=sorted(HANDLERS))
     add_bus_arguments(parser)
+    add_profile_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -30,4 +37,6 @@ def run(args: argparse.Namespace) -> int:
         await app.store.append(DaemonStopped(daemon=args.handler, producer=runtime.producer))
         return 0
 
-    return run_with_app(args, body, start_server=False)
+    return run_with_app(
+        args, body, start_server=False, adjust=lambda s: with_profile(s, args.profile)
+    )

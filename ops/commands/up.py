@@ -10,29 +10,36 @@ from typing import Any
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import LoopAlreadyRunning, acquire_loop_lease
 from handlers.runtime import HandlerRuntime, run_until_stopped
-from handlers.settings import PROFILES, LoopSettings
 from ops.app import HANDLERS, PROJECTIONS, App, ProjectorLock, projector_owner
-from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
+from ops.children import Children, child_arguments
+from ops.commands._common import (
+    add_bus_arguments,
+    add_profile_argument,
+    run_with_app,
+    stop_on_signals,
+    with_profile,
+)
 from ops.progress import Progress
-from ops.settings import Settings
+
+HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("up", help="run the whole loop (embedded NATS by default)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="loop settings profile")
     parser.add_argument("--generations", type=int, help="stop after N promotion decisions")
     parser.add_argument("--handlers", help="comma-separated subset of handlers to run")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the CPU-heavy stages (selfplay, trainer, evaluator) in this process "
+        "instead of one child process each",
+    )
     parser.add_argument(
         "--progress-every", type=float, default=5.0, help="seconds between progress lines (0 = off)"
     )
     add_bus_arguments(parser)
+    add_profile_argument(parser)
     parser.set_defaults(func=run)
-
-
-def with_profile(settings: Settings, profile: str | None) -> Settings:
-    if profile is None:
-        return settings
-    return settings.model_copy(update={"loop": LoopSettings.profile(profile)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,20 +76,28 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     names = args.handlers.split(",") if args.handlers else sorted(HANDLERS)
     for name in PROJECTIONS:
         app.projection_runner(name).start()
-    runtimes = [HandlerRuntime(app.handler_spec(name), app.store) for name in names]
+    url = app.server.url if app.server else str(app.settings.nats.url)
+    heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
+    children = Children(heavy, child_arguments(args, url))
+    runtimes = [
+        HandlerRuntime(app.handler_spec(name), app.store) for name in names if name not in heavy
+    ]
     producer = Producer.current("up")
     await app.store.append(DaemonStarted(daemon="up", producer=producer))
-    url = app.server.url if app.server else app.settings.nats.url
     print(
         f"ringloop up: NATS {url}, state {app.settings.state_dir}, configs "
         f"{', '.join(app.settings.loop.configs)}; handlers {', '.join(names)}; Ctrl-C stops cleanly",
         file=sys.stderr,
     )
     watcher = asyncio.create_task(watch(app, stop, args.generations, args.progress_every))
+    children.start()
+    supervisor = asyncio.create_task(children.supervise())
     try:
         await run_until_stopped(runtimes, stop)
     finally:
         watcher.cancel()
+        supervisor.cancel()
+        await children.stop()
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
     return 0
 

@@ -1,0 +1,110 @@
+"""Child processes of `ringloop up`: the CPU-heavy stages each get a process of their own.
+
+In one process the selfplay search, the trainer and the evaluator would share one GIL
+(and torch's spinning OpenMP threads would fight them for the cores). As children they
+run in parallel, exactly as `ringloop run <handler>` runs them on other hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+BUS_FLAGS = {
+    "state_dir": "--state-dir",
+    "settings": "--settings",
+    "user": "--user",
+    "password": "--password",
+    "creds": "--creds",
+    "nkey": "--nkey",
+    "tls_ca": "--tls-ca",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "replicas": "--replicas",
+    "log_level": "--log-level",
+    "profile": "--profile",
+}
+
+
+def child_arguments(args: argparse.Namespace, url: str) -> list[str]:
+    """The options a child needs to reach the same bus with the same settings."""
+    argv = ["--nats", url]
+    for attribute, flag in BUS_FLAGS.items():
+        value = getattr(args, attribute, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Children:
+    """Starts, watches (restarting a crashed child a few times) and stops child handlers."""
+
+    def __init__(self, names: list[str], common: list[str], *, max_restarts: int = 5) -> None:
+        env = {**os.environ}
+        env.setdefault("OMP_NUM_THREADS", "1")  # one core each; no spinning thread pools
+        self.env = env
+        self.max_restarts = max_restarts
+        self.children = [
+            Child(name, [sys.executable, "-m", "ops", "run", name, *common]) for name in names
+        ]
+        self._stopping = False
+
+    def start(self) -> None:
+        for child in self.children:
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.argv, env=self.env)
+        child.started_at = time.monotonic()
+        log.info("child_started", handler=child.name, pid=child.process.pid)
+
+    async def supervise(self) -> None:
+        """Restart children that die on their own (not when we stop them)."""
+        while not self._stopping:
+            for child in self.children:
+                process = child.process
+                if process is None or process.poll() is None or self._stopping:
+                    continue
+                if child.restarts >= self.max_restarts:
+                    log.error("child_given_up", handler=child.name, returncode=process.returncode)
+                    child.process = None
+                    continue
+                child.restarts += 1
+                log.warning("child_restarted", handler=child.name, returncode=process.returncode)
+                self._spawn(child)
+            await asyncio.sleep(1.0)
+
+    async def stop(self, timeout: float = 120.0) -> None:
+        """SIGTERM every child (each drains its event in hand), SIGKILL after `timeout`."""
+        self._stopping = True
+        running = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in running:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                await asyncio.to_thread(process.wait, remaining)
+            except subprocess.TimeoutExpired:
+                log.warning("child_killed", pid=process.pid)
+                process.kill()
+                await asyncio.to_thread(process.wait)
