@@ -77,6 +77,9 @@ class PlaySettings(BaseModel):
         default=64, ge=1, description="play only: heuristic-guided search before any model"
     )
     configs: tuple[str, ...] = ("square8_2p",)
+    selfplay_processes: int = Field(
+        default=1, ge=0, le=1, description="play only: 1 = games in a child process, 0 = thread"
+    )
     # training.*
     blocks: dict[str, int] = Field(default_factory=dict)
     channels: dict[str, int] = Field(default_factory=dict)

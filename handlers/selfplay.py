@@ -11,30 +11,34 @@ game with the root visit distribution of every searched move. Any number of copi
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
+import torch
 
 from engine import GameConfig
+from engine.network import load_checkpoint
+from engine.players.neural import NetworkEvaluator
 from events import CurriculumRebalanced, DaemonHeartbeat, GameCompleted, Producer, SeatAssignment
 from handlers.play_common import (
     Agent,
     Cancelled,
     ModelRef,
-    NetworkEvaluator,
     PlayedGame,
     PlaySettings,
     best_model,
     checkpoint_cache,
+    fetch_checkpoint,
     last_event,
-    load_network,
     model_agent,
     play_games,
     tier_agent,
@@ -163,15 +167,94 @@ def choose_config(
 # ---------------------------------------------------------------- the worker
 
 
+class ChildPlayer:
+    """Plays selfplay batches in one child process (spawned), so the pure-Python search
+    does not share a GIL with the trainer and the evaluator of a single-process `up`.
+
+    The child keeps the networks it was sent (by sha256); a checkpoint crosses the
+    process boundary once. ``halt`` stops a batch in flight (it raises Cancelled).
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.halt = context.Event()
+        self.pool = ProcessPoolExecutor(
+            1, mp_context=context, initializer=_child_init, initargs=(self.halt,)
+        )
+        self.sent: set[str] = set()
+
+    async def play(
+        self,
+        config: GameConfig,
+        settings: PlaySettings,
+        seed: int,
+        producer: Producer,
+        model: ModelRef | None,
+        checkpoint: bytes | None,
+    ) -> list[GameCompleted]:
+        sha = model.artifact.sha256 if model and model.artifact and checkpoint else None
+        payload = checkpoint if sha and sha not in self.sent else None
+        future = asyncio.get_running_loop().run_in_executor(
+            self.pool, _child_play, config.name, settings, seed, producer, model, sha, payload
+        )
+        records = await future
+        if sha:
+            self.sent.add(sha)
+        return records
+
+    def close(self) -> None:
+        self.halt.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_CHILD: dict[str, Any] = {}
+
+
+def _child_init(halt: Any) -> None:
+    torch.set_num_threads(1)  # one core per selfplay process; the search is the bottleneck
+    _CHILD["halt"] = halt
+    _CHILD["networks"] = {}
+
+
+def _child_play(
+    config: str,
+    settings: PlaySettings,
+    seed: int,
+    producer: Producer,
+    model: ModelRef | None,
+    sha: str | None,
+    checkpoint: bytes | None,
+) -> list[GameCompleted]:
+    networks: dict[str, NetworkEvaluator] = _CHILD["networks"]
+    if sha is not None and sha not in networks:
+        if checkpoint is None:
+            raise RuntimeError(f"selfplay child has no checkpoint for {sha}")
+        networks.clear()
+        networks[sha] = NetworkEvaluator(load_checkpoint(checkpoint)[0])
+    return play_selfplay_batch(
+        GameConfig.parse(config),
+        settings,
+        seed=seed,
+        producer=producer,
+        network=networks.get(sha) if sha else None,
+        model=model if sha else None,
+        stop=_CHILD["halt"],
+    )
+
+
 @dataclass
 class SelfplayWorker:
-    """The I/O around the pure pieces: best model per config, curriculum, appending games."""
+    """The I/O around the pure pieces: best model per config, curriculum, appending games.
+
+    Batches run in a thread, or in a child process when ``child`` is given.
+    """
 
     store: EventStore
     settings: PlaySettings
     cache_dir: Path
     producer: Producer = field(default_factory=lambda: Producer.current(NAME))
-    loaded: dict[str, tuple[str, NetworkEvaluator]] = field(default_factory=dict)
+    child: ChildPlayer | None = None
+    loaded: dict[str, tuple[str, bytes, NetworkEvaluator | None]] = field(default_factory=dict)
     games: int = 0
     moves: int = 0
     seconds: float = 0.0
@@ -184,14 +267,24 @@ class SelfplayWorker:
 
     async def network_for(self, config: str) -> tuple[ModelRef | None, NetworkEvaluator | None]:
         """The config's best model, loaded once per sha256 (a promotion swaps it in)."""
+        model, checkpoint = await self._checkpoint_for(config)
+        if model is None or checkpoint is None:
+            return None, None
+        sha, data, network = self.loaded[config]
+        if network is None:
+            network = NetworkEvaluator(load_checkpoint(data)[0])
+            self.loaded[config] = (sha, data, network)
+        return model, network
+
+    async def _checkpoint_for(self, config: str) -> tuple[ModelRef | None, bytes | None]:
         model = await best_model(self.store, config)
         if model is None or model.artifact is None:
             return None, None
         current = self.loaded.get(config)
         if current is None or current[0] != model.artifact.sha256:
-            network, sha = await load_network(self.store, model, self.cache_dir)
-            self.loaded[config] = (sha, network)
-            log.info("selfplay_model_loaded", config=config, model_id=model.model_id, sha256=sha)
+            data = await fetch_checkpoint(self.store, model.artifact, self.cache_dir)
+            self.loaded[config] = (model.artifact.sha256, data, None)
+            log.info("selfplay_model_loaded", config=config, model_id=model.model_id)
         return model, self.loaded[config][1]
 
     async def batch(
@@ -199,19 +292,26 @@ class SelfplayWorker:
     ) -> list[GameCompleted]:
         """Play and append one batch; returns the games appended."""
         config = choose_config(await self.curriculum_weights(), self.settings.configs, rng)
-        model, network = await self.network_for(config.name)
         settings = await tuned(self.store, config.name, self.settings)
+        seed = rng.getrandbits(63)
         started = time.perf_counter()
-        records = await asyncio.to_thread(
-            play_selfplay_batch,
-            config,
-            settings,
-            seed=rng.getrandbits(63),
-            producer=self.producer,
-            network=network,
-            model=model,
-            stop=stop,
-        )
+        if self.child is not None:
+            model, checkpoint = await self._checkpoint_for(config.name)
+            records = await self.child.play(
+                config, settings, seed, self.producer, model, checkpoint
+            )
+        else:
+            model, network = await self.network_for(config.name)
+            records = await asyncio.to_thread(
+                play_selfplay_batch,
+                config,
+                settings,
+                seed=seed,
+                producer=self.producer,
+                network=network,
+                model=model,
+                stop=stop,
+            )
         self.seconds += time.perf_counter() - started
         await self.store.append_many(records)
         self.games += len(records)
@@ -241,11 +341,15 @@ async def run(
     seed: int | None = None,
     max_batches: int | None = None,
 ) -> SelfplayWorker:
-    """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended)."""
-    worker = SelfplayWorker(store, settings, checkpoint_cache(state_dir))
+    """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended).
+
+    With ``settings.selfplay_processes`` > 0 the games are played in a child process.
+    """
+    child = ChildPlayer() if settings.selfplay_processes > 0 else None
+    worker = SelfplayWorker(store, settings, checkpoint_cache(state_dir), child=child)
     rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8)))
     halt = threading.Event()
-    watcher = asyncio.create_task(_relay(stop, halt))
+    watcher = asyncio.create_task(_relay(stop, halt, child))
     last_beat = time.monotonic()
     try:
         while not stop.is_set() and (max_batches is None or max_batches > 0):
@@ -259,9 +363,13 @@ async def run(
             max_batches = None if max_batches is None else max_batches - 1
     finally:
         watcher.cancel()
+        if child is not None:
+            await asyncio.to_thread(child.close)
     return worker
 
 
-async def _relay(stop: asyncio.Event, halt: threading.Event) -> None:
+async def _relay(stop: asyncio.Event, halt: threading.Event, child: ChildPlayer | None) -> None:
     await stop.wait()
     halt.set()
+    if child is not None:
+        child.halt.set()
