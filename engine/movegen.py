@@ -156,9 +156,12 @@ def stack_moves(s: GameState, player: int, cell: int, out: list[Move]) -> None:
 def stack_captures(
     s: GameState, player: int, cell: int, out: list[Move], kind: str = OVERTAKING_CAPTURE
 ) -> None:
-    """Overtaking-capture segments from `cell` (R101)."""
+    """Overtaking-capture segments from `cell` (R101): none unless `player` controls it (a
+    landing on a marker can eliminate the top ring and hand the attacker to an opponent)."""
     stacks, collapsed = s._stacks, s._collapsed
     st = stacks[cell]
+    if not st or st[0] != player:
+        return
     height = len(st)
     cap = cap_height(st)
     for ray in s.geometry.rays[cell]:
