@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 import torch
@@ -41,6 +41,7 @@ from handlers.play_common import (
     last_event,
     model_agent,
     play_games,
+    play_settings,
     tier_agent,
     tuned,
 )
@@ -332,7 +333,22 @@ class SelfplayWorker:
         )
 
 
-async def run(
+class AppLike(Protocol):
+    """What the worker needs of ops.app.App (handlers do not import ops)."""
+
+    store: EventStore
+
+    @property
+    def settings(self) -> Any: ...
+
+
+async def run(app: AppLike, stop: asyncio.Event) -> SelfplayWorker:
+    """The selfplay daemon of a process: `ringloop run selfplay`, `ringloop up`."""
+    settings = play_settings(app.settings.loop)
+    return await run_worker(app.store, settings, app.settings.state_dir, stop)
+
+
+async def run_worker(
     store: EventStore,
     settings: PlaySettings,
     state_dir: Path,

@@ -110,7 +110,7 @@ def _selfplay(app: App, views_db: Path | str | None) -> HandlerSpec:
             nudges.set()  # the worker re-reads the best model before every batch anyway
 
     async def daemon(stop: asyncio.Event) -> object:
-        return await selfplay.run(app.store, settings, app.settings.state_dir, stop)
+        return await selfplay.run_worker(app.store, settings, app.settings.state_dir, stop)
 
     start_daemon(app, selfplay.NAME, daemon)
     return HandlerSpec(

@@ -410,3 +410,23 @@ async def test_training_window_and_curriculum_choice(
     ]
     assert set(picks) == {"hex8_2p"}
     assert choose_config({}, ["square8_3p"], rng).name == "square8_3p"
+
+
+async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) -> None:
+    from handlers import selfplay
+
+    subject = games_subject(CONFIG, "selfplay")
+    before = await app.store.last_seq(GAMES_STREAM, subject)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(selfplay.run(app, stop))
+
+    async def appended() -> None:
+        while await app.store.last_seq(GAMES_STREAM, subject) <= before:
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(appended(), 30)
+    stop.set()
+    worker = await asyncio.wait_for(daemon, 30)
+    assert worker.child is not None and worker.games >= TINY.parallel_games
+    new = await app.store.read_all(GAMES_STREAM, subject, start_seq=before + 1)
+    assert len(new) == worker.games  # a batch is appended whole or not at all

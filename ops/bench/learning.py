@@ -81,7 +81,7 @@ async def _run_loop(app: App, args: argparse.Namespace) -> dict[str, Any]:
     stop = asyncio.Event()
     settings = settings_of(app)
     workers = [
-        asyncio.create_task(selfplay.run(app.store, settings, app.settings.state_dir, stop))
+        asyncio.create_task(selfplay.run_worker(app.store, settings, app.settings.state_dir, stop))
         for _ in range(args.selfplay_workers)
     ]
     started = time.perf_counter()
