@@ -214,7 +214,9 @@ def state_to_json(s: GameState) -> dict[str, Any]:
         "swapped": s.swapped,
         "moveCount": s.move_count,
         "lastActor": s.last_actor,
-        "lps": [sorted(s.lps_flags.items()), s.lps_exclusive, s.lps_rounds],
+        "lpsStreak": s.lps_streak[1:],
+        "lpsHad": s.lps_had,
+        "lpsTook": s.lps_took,
         "eliminationTurn": s.elimination_turn[1:],
     }
     return d
@@ -285,8 +287,12 @@ def _restore_turn(s: GameState, ours: dict[str, Any]) -> None:
     s.swapped = bool(ours["swapped"])
     s.move_count = int(ours["moveCount"])
     s.last_actor = int(ours["lastActor"])
-    flags, s.lps_exclusive, s.lps_rounds = ours["lps"]
-    s.lps_flags = {int(p): bool(f) for p, f in flags}
+    streak = ours.get("lpsStreak")  # absent in states saved before R172 rounds were canonical
+    if streak is not None and len(streak) == s.num_players:
+        s.lps_streak = [0, *(int(v) for v in streak)]
+        s.lps_had, s.lps_took = bool(ours["lpsHad"]), bool(ours["lpsTook"])
+    else:
+        s._lps_turn_start_if_needed()
     s.elimination_turn = [s.elimination_turn[0], *(int(t) for t in ours["eliminationTurn"])]
 
 

@@ -86,8 +86,8 @@ class GameState:
         "_hand", "_elim", "_elim_colour", "_terr", "current_player", "phase", "must_move",
         "chain_pos", "pending_line", "pending_region", "turn_changed", "turn_recovery",
         "swap_rule", "swap_offered", "swapped", "winner", "victory_reason", "move_count",
-        "turn_count", "last_actor", "elimination_turn", "lps_flags", "lps_exclusive",
-        "lps_rounds", "_board_hash", "_mkeys", "_ckeys",
+        "turn_count", "last_actor", "elimination_turn", "lps_streak", "lps_had",
+        "lps_took", "_board_hash", "_mkeys", "_ckeys",
     )  # fmt: skip
 
     def __init__(self, config: GameConfig) -> None:
@@ -124,9 +124,12 @@ class GameState:
         self.turn_count = 0
         self.last_actor = 0
         self.elimination_turn = [_NEVER] * (n + 1)
-        self.lps_flags: dict[int, bool] = {}
-        self.lps_exclusive = 0
-        self.lps_rounds = 0
+        # Last player standing (R172): per candidate, how many of the latest completed turns
+        # in a row were "good" for it; whether the current turn's player had a real action
+        # at its start, and whether it took one.
+        self.lps_streak = [0] * (n + 1)
+        self.lps_had = True
+        self.lps_took = False
         self._board_hash = 0
         self._mkeys, self._ckeys = _keys(g)
 
@@ -206,9 +209,9 @@ class GameState:
             "_elim_colour",
             "_terr",
             "elimination_turn",
+            "lps_streak",
         ):
             setattr(s, name, list(getattr(self, name)))
-        s.lps_flags = dict(self.lps_flags)
         return s
 
     def _meta_hash(self) -> int:
@@ -266,8 +269,12 @@ class GameState:
         self._collapsed[cell] = owner
 
     def _lps_turn_start_if_needed(self) -> None:
-        if self.phase == RING_PLACEMENT and not self.lps_flags:
+        """For a state loaded mid-game: a turn seen only after its start counts as having
+        had a real action (it breaks every other player's streak; never wins one)."""
+        if self.phase == RING_PLACEMENT:
             self._lps_turn_start()
+        else:
+            self.lps_had, self.lps_took = True, False
 
     def _eliminate(self, credit: int, rings: tuple[int, ...]) -> None:
         self._elim[credit] += len(rings)
@@ -306,6 +313,8 @@ class GameState:
         if move.type not in _NON_CHANGING:
             self.turn_changed = True
             self.last_actor = P
+            if move.type in _REAL_ACTIONS:
+                self.lps_took = True
         self.move_count += 1
         _APPLIERS[move.type](self, move)
         if self.phase != GAME_OVER:
@@ -342,9 +351,14 @@ class GameState:
             return
         n = self.num_players
         P = self.current_player
+        rotation_changed = False
         for q in range(1, n + 1):
             if self.elimination_turn[q] == _NEVER and self.is_permanently_eliminated(q):
                 self.elimination_turn[q] = self.turn_count
+                rotation_changed = True
+        self._lps_turn_end(rotation_changed)
+        if self.phase == GAME_OVER:
+            return
         nxt = P
         for i in range(1, n + 1):
             q = (P + i - 1) % n + 1
@@ -365,27 +379,31 @@ class GameState:
         self._lps_turn_start()
 
     def _lps_turn_start(self) -> None:
-        """Round-based last-player-standing tracking (R172, as RingRift implements it)."""
+        self.lps_had = mg.has_real_action(self, self.current_player)
+        self.lps_took = False
+
+    def _lps_turn_end(self, rotation_changed: bool) -> None:
+        """Last player standing (R172): P wins once three consecutive full rounds (contiguous
+        cycles of turns in seat order, starting at any seat) have P take a real action on
+        each of its turns while every other seat has none available at the start of its
+        turns; declared at the end of the round's last turn. A change of the rotation
+        (a permanent elimination) restarts the count."""
+        streak = self.lps_streak
+        if rotation_changed:
+            streak[:] = [0] * len(streak)
+            return
         P = self.current_player
-        flags = self.lps_flags
-        if P in flags:
-            true = [q for q, has in flags.items() if has]
-            exclusive = true[0] if len(true) == 1 else 0
-            if exclusive and exclusive == self.lps_exclusive:
-                self.lps_rounds += 1
-            else:
-                self.lps_exclusive = exclusive
-                self.lps_rounds = 1 if exclusive else 0
-            flags.clear()
-        has = mg.has_real_action(self, P)
-        flags[P] = has
-        if self.lps_rounds >= LPS_ROUNDS_REQUIRED and P == self.lps_exclusive and has:
-            others = [
-                q for q in range(1, self.num_players + 1)
-                if q != P and self.elimination_turn[q] == _NEVER and not self.is_permanently_eliminated(q)
-            ]  # fmt: skip
-            if not any(mg.has_real_action(self, q) for q in others):
-                self._finish(P, "last_player_standing")
+        seats = 0
+        for q in range(1, self.num_players + 1):
+            if self.elimination_turn[q] != _NEVER:
+                continue
+            seats += 1
+            good = self.lps_took if q == P else not self.lps_had
+            streak[q] = streak[q] + 1 if good else 0
+        for q in range(1, self.num_players + 1):
+            if seats > 1 and streak[q] >= LPS_ROUNDS_REQUIRED * seats:
+                self._finish(q, "last_player_standing")
+                return
 
     def _finish(self, winner: int | None, reason: str) -> None:
         self.winner = winner
@@ -739,4 +757,5 @@ _ELIMINATING = frozenset(
      CHOOSE_TERRITORY_OPTION, FORCED_ELIMINATION}
 )  # fmt: skip
 _NON_CHANGING = BOOKKEEPING | VOLUNTARY_SKIPS | {SWAP_SIDES}
+_REAL_ACTIONS = frozenset({PLACE_RING, MOVE_STACK, OVERTAKING_CAPTURE, CONTINUE_CAPTURE})
 _SCORING = frozenset({PROCESS_LINE, CHOOSE_LINE_OPTION, CHOOSE_TERRITORY_OPTION})
