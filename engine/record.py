@@ -28,7 +28,9 @@ class ReplayResult:
 
 def config_of(record: dict[str, Any]) -> GameConfig:
     board = record.get("boardType") or record.get("board_type")
-    players = record.get("numPlayers") or len(record.get("players") or ())
+    players = (
+        record.get("numPlayers") or record.get("num_players") or len(record.get("players") or ())
+    )
     if not board or not players:
         raise ValueError(f"record lacks boardType/numPlayers: {sorted(record)!r}")
     return GameConfig(board, int(players))
@@ -53,11 +55,29 @@ def _apply_recorded(s: GameState, data: dict[str, Any], result: ReplayResult) ->
     s.apply(s.match_move(move))
 
 
+def _swap_rule(record: dict[str, Any]) -> bool:
+    """rulesOptions.swapRuleEnabled; RingRift's self-play JSONL keeps it in its initial_state."""
+    start = record.get("initial_state") or record.get("initialState") or {}
+    if not isinstance(start, dict):
+        start = {}
+    board = start.get("board") or {}
+    for key in ("stacks", "markers", "collapsed_spaces", "collapsedSpaces"):
+        if board.get(key):
+            raise ValueError(
+                "record starts from a non-empty board; only the standard start is read"
+            )
+    for holder in (record, start):
+        options = holder.get("rulesOptions") or holder.get("rules_options")
+        if isinstance(options, dict) and "swapRuleEnabled" in options:
+            return bool(options["swapRuleEnabled"])
+    return True
+
+
 def replay(record: dict[str, Any]) -> ReplayResult:
     """Replay every move; fail on an illegal move or a winner that disagrees with ours."""
     result = ReplayResult()
     config = config_of(record)
-    swap = bool((record.get("rulesOptions") or {}).get("swapRuleEnabled", True))
+    swap = _swap_rule(record)
     s = GameState.initial(config, swap_rule=swap)
     result.state = s
     for i, data in enumerate(record.get("moves") or ()):

@@ -58,7 +58,8 @@ def move_from_json(d: dict[str, Any], g: Geometry) -> Move:
     return Move(
         type=kind,
         player=int(d["player"]),
-        from_cell=_cell(g, d.get("from")),
+        # RingRift's GPU self-play export repeats a placement's target as its `from`
+        from_cell=None if kind == PLACE_RING else _cell(g, d.get("from")),
         to_cell=_cell(g, d.get("to")) if uses_to else None,
         capture_target=_cell(g, d.get("captureTarget")),
         count=int(d.get("placementCount") or 1) if kind == PLACE_RING else 0,

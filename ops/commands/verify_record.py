@@ -20,29 +20,43 @@ def register(subparsers: Any) -> None:
 
 def verify_file(path: Path) -> tuple[bool, str]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
+        text = path.read_text()
+    except OSError as err:
         return False, f"FAIL {path}: cannot read: {err}"
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        try:  # JSON Lines: one record a line (RingRift's self-play exports)
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            return False, f"FAIL {path}: cannot read: {err}"
     records = data if isinstance(data, list) else [data]
-    lines_ok, moves, notes = True, 0, []
+    moves, notes, failures = 0, [], []
     for i, record in enumerate(records):
+        prefix = f"record {i + 1}: " if len(records) > 1 else ""
         try:
             result = replay(record)
-        except ValueError as err:
-            return False, f"FAIL {path}: record {i + 1}: {err}"
+        except (ValueError, TypeError, AttributeError) as err:
+            failures.append(f"{prefix}{err}")
+            continue
         moves += result.moves_applied
         if not result.ok:
-            prefix = f"record {i + 1}: " if len(records) > 1 else ""
-            return False, f"FAIL {path}: {prefix}{result.error}"
-        notes += result.warnings
+            failures.append(f"{prefix}{result.error}")
+            continue
+        notes += [f"{prefix}{w}" for w in result.warnings]
         if len(records) == 1:
             notes.insert(0, f"winner {result.winner} ({result.reason})")
+    if failures:
+        head = f"{len(failures)} of {len(records)} records fail; " if len(records) > 1 else ""
+        return False, f"FAIL {path}: {head}{'; '.join(_capped(failures))}"
     summary = f"OK {path}: {len(records)} record(s), {moves} moves"
     if notes:
-        summary += "; " + "; ".join(
-            notes if len(notes) < 6 else [*notes[:5], f"... {len(notes) - 5} more"]
-        )
-    return lines_ok, summary
+        summary += "; " + "; ".join(_capped(notes))
+    return True, summary
+
+
+def _capped(items: list[str]) -> list[str]:
+    return items if len(items) < 6 else [*items[:5], f"... {len(items) - 5} more"]
 
 
 def run(args: argparse.Namespace) -> int:
