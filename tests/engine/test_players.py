@@ -99,7 +99,7 @@ def test_mcts_with_rollouts_finds_the_immediate_win() -> None:
 
 def test_mcts_beats_random() -> None:
     player = MCTSPlayer(HeuristicEvaluator(), SearchSettings(simulations=16, temperature_moves=0))
-    assert _wins_against_random(player, games=4, seed=2) >= 4
+    assert _wins_against_random(player, games=8, seed=2) >= 6  # random vs random: ~4
 
 
 def test_multiplayer_search_backs_up_a_value_per_seat() -> None:
