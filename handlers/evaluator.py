@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -35,6 +36,7 @@ from events import (
 )
 from handlers.play_common import (
     Agent,
+    Cancelled,
     ModelRef,
     PlayedGame,
     PlaySettings,
@@ -46,6 +48,7 @@ from handlers.play_common import (
     rotated_seatings,
     tier_agent,
 )
+from handlers.runtime import Interrupted
 from handlers.selfplay import game_completed
 from projections.eventstore import EventStore
 
@@ -209,6 +212,7 @@ class EvaluatorDeps:
     settings: PlaySettings
     state_dir: Path
     producer: Producer
+    halt: threading.Event = field(default_factory=threading.Event)  # set: abandon the games
 
 
 async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event] | None:
@@ -314,7 +318,13 @@ async def _gating_rounds(
             for m, round_ in rounds
             for i in range(len(round_))
         ]
-        played = iter(await asyncio.to_thread(play_games, config, seatings, seeds, settings))
+        try:
+            finished = await asyncio.to_thread(
+                play_games, config, seatings, seeds, settings, stop=deps.halt
+            )
+        except Cancelled as exc:  # the process is stopping: redelivered, games deduplicated
+            raise Interrupted(f"evaluation {evaluation_id} abandoned: {exc}") from exc
+        played = iter(finished)
         for match, round_ in rounds:
             games = [next(played) for _ in round_]
             await deps.store.append_many(

@@ -46,14 +46,17 @@ def _producer(name: str) -> Producer:
     return Producer.current(name)
 
 
-def start_daemon(app: App, name: str, body: Daemon) -> None:
-    """Run ``body(stop)`` as a task of this process; ``stop`` is set when the bus drains."""
+def start_daemon(app: App, name: str, body: Daemon) -> asyncio.Event:
+    """Run ``body(stop)`` as a task of this process; returns ``stop`` (set it to end it).
+
+    It is also set when the bus starts draining, and App.close awaits the task first.
+    """
+    stop = asyncio.Event()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         log.warning("daemon_not_started", daemon=name, reason="no running event loop")
-        return
-    stop = asyncio.Event()
+        return stop
 
     async def guarded() -> None:
         watcher = asyncio.create_task(_stop_when_draining(app, stop))
@@ -70,6 +73,7 @@ def start_daemon(app: App, name: str, body: Daemon) -> None:
     _DAEMONS[task] = stop
     task.add_done_callback(lambda done: _DAEMONS.pop(done, None))
     app.runners[f"daemon:{name}:{id(task)}"] = cast("ProjectionRunner", _Stopper(task, stop))
+    return stop
 
 
 class _Stopper:
@@ -112,13 +116,14 @@ def _selfplay(app: App, views_db: Path | str | None) -> HandlerSpec:
     async def daemon(stop: asyncio.Event) -> object:
         return await selfplay.run_worker(app.store, settings, app.settings.state_dir, stop)
 
-    start_daemon(app, selfplay.NAME, daemon)
+    stop = start_daemon(app, selfplay.NAME, daemon)
     return HandlerSpec(
         name=selfplay.NAME,
         subjects=("loop.model.promoted.>",),
         handle=on_model_promoted,
         stream=LOG_STREAM,
         deliver_new_only=True,
+        on_stop=stop.set,
         extra={"daemon": daemon},
     )
 
@@ -146,7 +151,12 @@ def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
     async def daemon(stop: asyncio.Event) -> object:
         return await tournament.serve(deps, stop)
 
-    start_daemon(app, "evaluator-work", daemon)
+    stop = start_daemon(app, "evaluator-work", daemon)
+
+    def on_stop() -> None:
+        stop.set()  # no new tournament games
+        deps.halt.set()  # a gating match in progress is abandoned (nak'ed, redone elsewhere)
+
     return HandlerSpec(
         name=evaluator.NAME,
         subjects=("loop.training.completed.>",),
@@ -154,6 +164,7 @@ def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
         stream=LOG_STREAM,
         ack_wait=settings.ack_wait_s,
         max_deliver=5,
+        on_stop=on_stop,
         extra={"daemon": daemon},
     )
 

@@ -85,8 +85,9 @@ async def supervised(runtime: HandlerRuntime) -> None:
             continue
 
 
-@pytest_asyncio.fixture(scope="module")
+@pytest_asyncio.fixture()
 async def specs(app: App) -> AsyncIterator[list[HandlerSpec]]:
+    """Fresh specs per test: stopping a runtime stops its spec's daemon and work for good."""
     yield [app.handler_spec(name) for name in ("trainer", "evaluator")]
     await stop_daemons()  # the evaluator's tournament-work loop
 
