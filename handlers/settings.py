@@ -250,7 +250,7 @@ class LoopSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    preset: Literal["default", "tiny"] = Field(
+    preset: Literal["default", "small", "tiny"] = Field(
         default="default", description="named base values; fields given beside it override them"
     )
     configs: tuple[str, ...] = ("square8_2p",)
@@ -321,8 +321,52 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 _TINY_NET = {"blocks": 1, "channels": 16}
 
+_SMALL_NET = {"blocks": 2, "channels": 32}
+
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
+    # Sized for learning on a 2-core CPU within an hour: games play to their natural end,
+    # search strong enough (32 simulations) that its visit counts teach something.
+    "small": {
+        "configs": ["square8_2p"],
+        "data_gate": {"min_new_games": {"p2": 32, "p3": 40, "p4": 48}, "training_timeout_s": 1800},
+        "training": {
+            "window_games": 1500,
+            "window_generations": 4,
+            "networks": {board: _SMALL_NET for board in BOARDS},
+            "epochs": 3,
+            "batch_size": 64,
+            "learning_rate": 2e-3,
+        },
+        "selfplay": {
+            "simulations": 32,
+            "temperature_moves": 12,
+            "max_moves": 400,
+            "games_per_task": 8,
+        },
+        "evaluation": {
+            "games": 40,
+            "baseline_games": 12,
+            "simulations": 32,
+            "sprt": {"elo0": 0.0, "elo1": 80.0, "alpha": 0.1, "beta": 0.1},
+        },
+        "promotion": {
+            "floors": {
+                "random": {"p2": 0.6, "p3": 0.4, "p4": 0.3},
+                "heuristic": {"p2": 0.0, "p3": 0.0, "p4": 0.0},
+            },
+            "regression_min_games": 12,
+        },
+        "curriculum": {"target_games": 500, "every_inputs": 8},
+        "feedback": {"plateau_evaluations": 4, "promotion_failure_streak": 3},
+        "tasks": {
+            "training": 1,
+            "evaluation": 1,
+            "selfplay_per_host": 1,
+            "lease_ttl_s": 10,
+            "renew_every_s": 3,
+        },
+    },
     "tiny": {
         "configs": ["square8_2p"],
         "data_gate": {"min_new_games": {"p2": 8, "p3": 10, "p4": 12}, "training_timeout_s": 900},

@@ -1,11 +1,12 @@
-"""`ringloop bench learning`: run the whole loop on one config for M minutes; report each promoted generation's win rates against random and heuristic.
+"""`ringloop bench learning`: run the real loop for M minutes; report each promoted generation's
+win rates and a final evaluation of the best model against random and heuristic.
 
-Everything runs in this process against a fresh embedded nats-server in a temporary state
-folder: every projection, every handler of ops.app (data gate, trainer, evaluator, elo
-rater, promoter, curriculum, feedback, coordinator) and one selfplay worker. The win
-rates are the promoted model's scores in its gating evaluation (the EvaluationCompleted
-the promoter decided on). Not a test: figures depend on the machine (recorded in the
-output).
+It starts `ringloop up --profile <preset>` (selfplay, trainer and evaluator as child
+processes, exactly as a user runs it) on a fresh state folder for the given minutes, stops
+it (SIGTERM: it drains), then reads the log: per promoted generation, its gating scores;
+and plays `--final-games` games of the final best model (with its search, no noise)
+against random and heuristic, seats alternating. Not a test: figures depend on the
+machine (recorded in the output).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import asyncio
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +26,7 @@ from typing import Any
 
 import torch
 
+from engine.config import GameConfig
 from events import (
     LOG_STREAM,
     EvaluationCompleted,
@@ -30,12 +34,19 @@ from events import (
     TrainingCompleted,
     TrainingFailed,
 )
-from handlers import selfplay
-from handlers.runtime import HandlerRuntime
-from ops.app import HANDLERS, PROJECTIONS, App
+from handlers.play_common import (
+    best_model,
+    checkpoint_cache,
+    load_network,
+    model_agent,
+    play_games,
+    tier_agent,
+)
+from handlers.settings import PROFILES
+from ops.app import App
 from ops.logging import configure_logging
 from ops.settings import load_settings
-from ops.wiring_play import settings_of, stop_daemons
+from ops.wiring_play import settings_of
 
 NAME = "learning"
 HELP = "run the loop on one config for some minutes; win rates of each promoted generation"
@@ -44,71 +55,68 @@ HELP = "run the loop on one config for some minutes; win rates of each promoted 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="square8_2p")
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--preset", choices=["tiny", "default"], default="tiny")
-    parser.add_argument("--selfplay-workers", type=int, default=1)
+    parser.add_argument("--preset", choices=sorted(PROFILES), default="small")
+    parser.add_argument("--final-games", type=int, default=40, help="games per baseline at the end")
     parser.add_argument("--keep", type=Path, help="state folder to keep (default: a temp one)")
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging("warning")
-    if args.minutes <= 0:
-        print("ringloop bench learning: --minutes must be > 0", file=sys.stderr)
+    if args.minutes <= 0 or args.final_games < 2:
+        print("ringloop bench learning: --minutes must be > 0, --final-games ≥ 2", file=sys.stderr)
         return 2
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_bench(args, args.keep))
+        return _bench(args, args.keep)
     with tempfile.TemporaryDirectory(prefix="ringloop-bench-learning-") as state:
-        return asyncio.run(_bench(args, Path(state)))
+        return _bench(args, Path(state))
 
 
-async def _bench(args: argparse.Namespace, state: Path) -> int:
-    loop = {"preset": args.preset, "configs": [args.config]}
-    app = await App.open(load_settings(None, state_dir=str(state), loop=loop))
-    try:
-        report = await _run_loop(app, args)
-    finally:
-        await app.close()
+def _bench(args: argparse.Namespace, state: Path) -> int:
+    (state / "settings.toml").write_text(f'[loop]\nconfigs = ["{args.config}"]\n')
+    print(f"bench learning: {args.config}, preset {args.preset}, {args.minutes} min", flush=True)
+    started = time.perf_counter()
+    _run_up(args, state)
+    seconds = time.perf_counter() - started
+    report = asyncio.run(_report(args, state, seconds))
     _print_report(report, args.json)
     return 0
 
 
-async def _run_loop(app: App, args: argparse.Namespace) -> dict[str, Any]:
-    for name in PROJECTIONS:
-        app.projection_runner(name).start()
-    names = [name for name in sorted(HANDLERS) if name != selfplay.NAME]
-    runtimes = [HandlerRuntime(app.handler_spec(name), app.store) for name in names]
-    tasks = [asyncio.create_task(_supervised(r)) for r in runtimes]
-    stop = asyncio.Event()
-    settings = settings_of(app)
-    workers = [
-        asyncio.create_task(selfplay.run_worker(app.store, settings, app.settings.state_dir, stop))
-        for _ in range(args.selfplay_workers)
-    ]
-    started = time.perf_counter()
-    seen: set[str] = set()
-    deadline = started + args.minutes * 60
-    print(f"bench learning: {args.config}, preset {args.preset}, {args.minutes} min", flush=True)
-    while time.perf_counter() < deadline:
-        await asyncio.sleep(min(5.0, max(0.0, deadline - time.perf_counter())))
-        for line in await _new_generations(app, args.config, seen, started):
-            print(line, flush=True)
-    stop.set()
-    played = await asyncio.gather(*workers)
-    for runtime in runtimes:
-        runtime.stop()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await stop_daemons()
-    return await _summary(app, args.config, played, time.perf_counter() - started)
-
-
-async def _supervised(runtime: HandlerRuntime) -> None:
-    """Restart a runtime after nats-py's stray fetch TimeoutError (see the play-stage tests)."""
-    while True:
+def _run_up(args: argparse.Namespace, state: Path) -> None:
+    argv = [sys.executable, "-m", "ops", "up", "--profile", args.preset, "--state-dir", str(state)]
+    argv += ["--progress-every", "60"]
+    process = subprocess.Popen(argv)
+    try:
+        process.wait(timeout=args.minutes * 60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
         try:
-            await runtime.run()
-            return
-        except TimeoutError:
-            continue
+            process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _report(args: argparse.Namespace, state: Path, seconds: float) -> dict[str, Any]:
+    settings = load_settings(
+        None, state_dir=str(state), loop={"preset": args.preset, "configs": [args.config]}
+    )
+    app = await App.open(settings)
+    try:
+        started = await _first_event_time(app)
+        for line in await _generations(app, args.config, started):
+            print(line, flush=True)
+        summary = await _summary(app, args.config, seconds)
+        summary.update(await _final_evaluation(app, args.config, args.final_games))
+        return summary
+    finally:
+        await app.close()
+
+
+async def _first_event_time(app: App) -> Any:
+    first = await app.store.read_all(LOG_STREAM, "loop.>", end_seq=1)
+    return first[0].event.occurred_at if first else None
 
 
 async def _events(app: App, subject: str) -> list[Any]:
@@ -120,16 +128,16 @@ def _rates(evaluation: EvaluationCompleted | None) -> dict[str, float | None]:
     return {"random": scores.get("random"), "heuristic": scores.get("heuristic")}
 
 
-async def _new_generations(app: App, config: str, seen: set[str], started: float) -> list[str]:
+async def _generations(app: App, config: str, started: Any) -> list[str]:
     evaluations = {e.candidate: e for e in await _events(app, f"loop.eval.completed.{config}")}
     lines = []
-    for promoted in await _events(app, f"loop.model.promoted.{config}"):
-        if not isinstance(promoted, ModelPromoted) or promoted.model_id in seen:
+    for index, promoted in enumerate(await _events(app, f"loop.model.promoted.{config}"), 1):
+        if not isinstance(promoted, ModelPromoted):
             continue
-        seen.add(promoted.model_id)
         rates = _rates(evaluations.get(promoted.model_id))
+        at = (promoted.occurred_at - started).total_seconds() if started else 0.0
         lines.append(
-            f"  t={time.perf_counter() - started:7.1f}s generation {len(seen)}: "
+            f"  t={at:7.1f}s generation {index}: "
             f"{promoted.model_id} vs random {_pct(rates['random'])}, "
             f"vs heuristic {_pct(rates['heuristic'])}"
         )
@@ -140,9 +148,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-async def _summary(
-    app: App, config: str, workers: list[selfplay.SelfplayWorker], seconds: float
-) -> dict[str, Any]:
+async def _summary(app: App, config: str, seconds: float) -> dict[str, Any]:
     promoted = [e for e in await _events(app, f"loop.model.promoted.{config}")]
     evaluations = {e.candidate: e for e in await _events(app, f"loop.eval.completed.{config}")}
     trainings = [
@@ -158,15 +164,17 @@ async def _summary(
     best = promoted[-1].model_id if promoted else None
     eval_games, eval_seconds = await _evaluation_throughput(app, config)
     rates = _rates(evaluations.get(best) if best else None)
-    games = sum(w.games for w in workers)
-    play_seconds = sum(w.seconds for w in workers) or 1e-9
+    games = app.projection_runner("games", db_path=":memory:")
+    await games.catch_up()
+    counts = games.state.get("games_configs", config) or {}
+    selfplay_games = counts.get("selfplay", 0) or 0
     return {
         "config": config,
         "seconds": round(seconds, 1),
         "generations": len(promoted),
         "best_model": best,
-        "win_rate_vs_random": rates["random"],
-        "win_rate_vs_heuristic": rates["heuristic"],
+        "gating_vs_random": rates["random"],
+        "gating_vs_heuristic": rates["heuristic"],
         "trainings": len(trainings),
         "training_failures": failures,
         "training_samples_per_s": round(sum(t.samples_per_s for t in trainings) / len(trainings), 1)
@@ -174,11 +182,8 @@ async def _summary(
         else None,
         "evaluations": len(evaluations),
         "evaluation_games_per_s": round(eval_games / eval_seconds, 3) if eval_seconds else None,
-        "selfplay_games": games,
-        "selfplay_games_per_s": round(games / play_seconds * len(workers), 3),
-        "selfplay_moves_per_s": round(
-            sum(w.moves for w in workers) / play_seconds * len(workers), 1
-        ),
+        "selfplay_games": selfplay_games,
+        "selfplay_games_per_s": round(selfplay_games / seconds, 3),
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -186,6 +191,43 @@ async def _summary(
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
     }
+
+
+async def _final_evaluation(app: App, config: str, games: int) -> dict[str, Any]:
+    """The final best model (search, no noise) against each baseline, seats alternating."""
+    model = await best_model(app.store, config)
+    if model is None:
+        return {"win_rate_vs_random": None, "win_rate_vs_heuristic": None, "final_games": 0}
+    settings = settings_of(app)
+    evaluator, sha = await load_network(app.store, model, checkpoint_cache(app.settings.state_dir))
+    candidate = model_agent(model.model_id, evaluator, settings, selfplay=False, sha256=sha)
+    game_config = GameConfig.parse(config)
+    result: dict[str, Any] = {"final_games": games}
+    for baseline in ("random", "heuristic"):
+        opponent = tier_agent(baseline, settings)
+        seatings = [_seating(candidate, opponent, game_config.num_players, i) for i in range(games)]
+        played = await asyncio.to_thread(
+            play_games, game_config, seatings, list(range(10_000, 10_000 + games)), settings
+        )
+        score = sum(
+            _score(game.ranking, seats.index(candidate))
+            for game, seats in zip(played, seatings, strict=True)
+        )
+        result[f"win_rate_vs_{baseline}"] = round(score / games, 4)
+    return result
+
+
+def _seating(candidate: Any, opponent: Any, players: int, index: int) -> list[Any]:
+    seats = [opponent] * players
+    seats[index % players] = candidate
+    return seats
+
+
+def _score(ranking: list[int], seat: int) -> float:
+    """1 for a sole first place, 1/k for a first place shared by k, else 0."""
+    if ranking[seat] != 1:
+        return 0.0
+    return 1.0 / sum(1 for rank in ranking if rank == 1)
 
 
 async def _evaluation_throughput(app: App, config: str) -> tuple[int, float]:
@@ -203,11 +245,11 @@ async def _evaluation_throughput(app: App, config: str) -> tuple[int, float]:
 def _print_report(report: dict[str, Any], as_json: bool) -> None:
     print(
         f"{report['generations']} generation(s) promoted in {report['seconds']} s; best "
-        f"{report['best_model']}: vs random {_pct(report['win_rate_vs_random'])}, vs heuristic "
-        f"{_pct(report['win_rate_vs_heuristic'])}; {report['trainings']} trainings at "
-        f"{report['training_samples_per_s']} samples/s; selfplay "
-        f"{report['selfplay_games_per_s']} games/s, {report['selfplay_moves_per_s']} moves/s; "
-        f"evaluation {report['evaluation_games_per_s']} games/s"
+        f"{report['best_model']}: final {report['final_games']} games each vs random "
+        f"{_pct(report['win_rate_vs_random'])}, vs heuristic {_pct(report['win_rate_vs_heuristic'])}; "
+        f"{report['trainings']} trainings at {report['training_samples_per_s']} samples/s; selfplay "
+        f"{report['selfplay_games']} games ({report['selfplay_games_per_s']} games/s); "
+        f"evaluation {report['evaluation_games_per_s']} games/s; machine {report['machine']}"
     )
     if as_json:
         print(json.dumps(report))

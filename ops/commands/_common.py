@@ -48,7 +48,11 @@ def with_profile(settings: Settings, profile: str | None) -> Settings:
         return settings
     from handlers.settings import LoopSettings
 
-    return settings.model_copy(update={"loop": LoopSettings.profile(profile)})
+    # Fields the settings file set explicitly (e.g. configs) stay on top of the profile.
+    dumped = settings.loop.model_dump(mode="json")
+    explicit = {name: dumped[name] for name in settings.loop.model_fields_set}
+    explicit.pop("preset", None)
+    return settings.model_copy(update={"loop": LoopSettings.profile(profile, **explicit)})
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
