@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--preset", choices=sorted(PROFILES), default="small")
     parser.add_argument("--final-games", type=int, default=40, help="games per baseline at the end")
+    parser.add_argument("--selfplay-workers", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="state folder to keep (default: a temp one)")
 
 
@@ -85,7 +86,7 @@ def _bench(args: argparse.Namespace, state: Path) -> int:
 
 def _run_up(args: argparse.Namespace, state: Path) -> None:
     argv = [sys.executable, "-m", "ops", "up", "--profile", args.preset, "--state-dir", str(state)]
-    argv += ["--progress-every", "60"]
+    argv += ["--progress-every", "60", "--selfplay-workers", str(args.selfplay_workers)]
     process = subprocess.Popen(argv)
     try:
         process.wait(timeout=args.minutes * 60)

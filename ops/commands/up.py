@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--generations", type=int, help="stop after N promotion decisions")
     parser.add_argument("--handlers", help="comma-separated subset of handlers to run")
     parser.add_argument(
+        "--selfplay-workers", type=int, default=1, help="selfplay processes to run (default 1)"
+    )
+    parser.add_argument(
         "--inline",
         action="store_true",
         help="run the CPU-heavy stages (selfplay, trainer, evaluator) in this process "
@@ -45,6 +48,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.generations is not None and args.generations < 1:
         print(f"ringloop: --generations must be ≥ 1, got {args.generations}", file=sys.stderr)
+        return 2
+    if args.selfplay_workers < 1:
+        print(
+            f"ringloop: --selfplay-workers must be ≥ 1, got {args.selfplay_workers}",
+            file=sys.stderr,
+        )
         return 2
 
     async def body(app: App) -> int:
@@ -78,6 +87,8 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         app.projection_runner(name).start()
     url = app.server.url if app.server else str(app.settings.nats.url)
     heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
+    if "selfplay" in heavy:
+        heavy += ["selfplay"] * (args.selfplay_workers - 1)
     children = Children(heavy, child_arguments(args, url))
     runtimes = [
         HandlerRuntime(app.handler_spec(name), app.store) for name in names if name not in heavy
