@@ -4,7 +4,7 @@ from events.catalogue import *  # noqa: F403
 from events.catalogue import EVENT_TYPES
 from events.codec import EventDecodeError, decode, encode, upcast
 from events.envelope import ConfigName, Event, Producer, derive_event_id, new_event_id
-from events.streams import GAMES_STREAM, LEASES_BUCKET, LOG_STREAM, MODELS_BUCKET
+from events.streams import GAMES_STREAM, LEASES_BUCKET, LOG_STREAM, MODELS_BUCKET, WORK_STREAM
 
 __all__ = [
     "EVENT_TYPES",
@@ -15,6 +15,7 @@ __all__ = [
     "LEASES_BUCKET",
     "LOG_STREAM",
     "MODELS_BUCKET",
+    "WORK_STREAM",
     "Producer",
     "decode",
     "derive_event_id",

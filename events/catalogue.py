@@ -35,7 +35,12 @@ class GameCompleted(Event):
     seats: list[SeatAssignment]
     winner: int | None = None
     ranking: list[int] = Field(description="final rank per seat, 1 = best; ties share a rank")
-    termination: str = "normal"
+    termination: str = Field(
+        default="normal",
+        description="how the game ended: a rule (ring_elimination, territory_control, "
+        "last_player_standing, stalemate…) or, for a game stopped at the move cap, "
+        "max_moves_heuristic (ranked by heuristic score) or max_moves_draw",
+    )
     moves: list[str] = Field(description="moves in ringloop's compact notation")
     visits: list[dict[str, int]] | None = Field(
         default=None, description="per move, the search's visit count per candidate move"
@@ -126,7 +131,9 @@ class TrainingFailed(Event):
     subject_name: ClassVar[str] = "failed"
     config: ConfigName
     training_id: str
-    reason: str = Field(description="short code: oom, refused_random_init, refused_one_hot, error")
+    reason: str = Field(
+        description="short code: oom, refused_random_init, refused_one_hot, no_samples, error"
+    )
     error: str
 
 
@@ -220,6 +227,30 @@ class MatchCompleted(Event):
             listed = [p.key for p in self.participants]
             raise ValueError(f"match {self.match_id!r} lists a participant twice: {listed}")
         return self
+
+
+class SeatSpec(Part):
+    """Who plays a seat of a requested game: a registered model (with its artifact) or a tier."""
+
+    participant_id: str
+    kind: Literal["model", "tier"]
+    artifact: ArtifactRef | None = None
+
+
+class EvalGameRequested(Event):
+    """A work item: play one rated game (of a tournament), taken by one of any number of
+    evaluators from the work-queue stream RINGLOOP_WORK on ``work.eval.<config>``."""
+
+    type: Literal["eval_game.requested"] = "eval_game.requested"
+    version: Literal[1] = 1
+    config: ConfigName
+    tournament_id: str
+    game_index: int = Field(ge=0)
+    seats: list[SeatSpec] = Field(min_length=2, max_length=4)
+    seed: int
+
+    def subject(self) -> str:
+        return f"work.eval.{self.config}"
 
 
 # ---------------------------------------------------------------- ratings
@@ -446,6 +477,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TrainingFailed,
     EvaluationStarted,
     EvaluationCompleted,
+    EvalGameRequested,
     MatchCompleted,
     EloUpdated,
     ModelRegistered,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.catalogue import EVENT_TYPES, GameCompleted, HandlerFailed
+from events.catalogue import EVENT_TYPES, EvalGameRequested, GameCompleted, HandlerFailed
 from events.envelope import CONFIG_PATTERN, Event
 
 REF = "#/components/schemas/{model}"
@@ -17,6 +17,10 @@ def channel_address(cls: type[Event]) -> tuple[str, dict[str, Any]]:
             "board": {"enum": ["square8", "hex8", "square19", "hexagonal"]},
             "players": {"enum": ["2p", "3p", "4p"]},
             "purpose": {"enum": ["selfplay", "eval", "import"]},
+        }
+    if cls is EvalGameRequested:
+        return "work.eval.{config}", {
+            "config": {"description": f"board × players, {CONFIG_PATTERN}"}
         }
     if cls is HandlerFailed:
         return "loop.dlq.{handler}", {"handler": {"description": "the handler that gave up"}}
@@ -78,7 +82,7 @@ def asyncapi() -> dict[str, Any]:
             "title": "ringloop events",
             "version": "1.0.0",
             "description": "Every state change of the ringloop training loop, on NATS JetStream "
-            "(streams RINGLOOP_GAMES for games.>, RINGLOOP_LOG for loop.>).",
+            "(streams RINGLOOP_GAMES for games.>, RINGLOOP_LOG for loop.>, RINGLOOP_WORK for work.>).",
         },
         "defaultContentType": "application/json",
         "servers": {

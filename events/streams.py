@@ -4,12 +4,14 @@ from __future__ import annotations
 
 GAMES_STREAM = "RINGLOOP_GAMES"
 LOG_STREAM = "RINGLOOP_LOG"
+WORK_STREAM = "RINGLOOP_WORK"
 LEASES_BUCKET = "ringloop-leases"
 MODELS_BUCKET = "ringloop-models"
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     GAMES_STREAM: ["games.>"],
     LOG_STREAM: ["loop.>"],
+    WORK_STREAM: ["work.>"],
 }
 
 
@@ -19,6 +21,8 @@ def stream_for_subject(subject: str) -> str:
         return GAMES_STREAM
     if subject.startswith("loop."):
         return LOG_STREAM
+    if subject.startswith("work."):
+        return WORK_STREAM
     raise ValueError(f"no ringloop stream stores subject {subject!r}")
 
 

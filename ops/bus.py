@@ -20,7 +20,14 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from events.streams import GAMES_STREAM, LEASES_BUCKET, LOG_STREAM, MODELS_BUCKET, STREAM_SUBJECTS
+from events.streams import (
+    GAMES_STREAM,
+    LEASES_BUCKET,
+    LOG_STREAM,
+    MODELS_BUCKET,
+    STREAM_SUBJECTS,
+    WORK_STREAM,
+)
 from ops.settings import NatsSettings, StreamSettings
 
 log = structlog.get_logger(__name__)
@@ -77,7 +84,8 @@ async def connect(settings: NatsSettings, url: str) -> Client:
 
 
 def stream_configs(streams: StreamSettings, replicas: int) -> list[StreamConfig]:
-    """The two streams. The log keeps everything and refuses delete and purge."""
+    """The streams. The log keeps everything and refuses delete and purge; the work queue
+    holds each work item until one consumer acknowledges it."""
     window = streams.duplicate_window_s
     games = StreamConfig(
         name=GAMES_STREAM,
@@ -103,7 +111,15 @@ def stream_configs(streams: StreamSettings, replicas: int) -> list[StreamConfig]
         deny_purge=True,
         allow_atomic=True,
     )
-    return [games, log_stream]
+    work = StreamConfig(
+        name=WORK_STREAM,
+        subjects=STREAM_SUBJECTS[WORK_STREAM],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.WORK_QUEUE,
+        duplicate_window=window,
+        num_replicas=replicas,
+    )
+    return [games, log_stream, work]
 
 
 @dataclass(frozen=True)

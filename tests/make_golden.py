@@ -105,6 +105,17 @@ examples = [
         ],
         decided_early=True,
     ),
+    EvalGameRequested(
+        **E,
+        config="square8_2p",
+        tournament_id="t-1",
+        game_index=3,
+        seats=[
+            {"participant_id": "m-0002", "kind": "model", "artifact": ART},
+            {"participant_id": "heuristic", "kind": "tier"},
+        ],
+        seed=1234,
+    ),
     MatchCompleted(
         **E,
         config="square8_2p",
