@@ -53,7 +53,7 @@ def _adapter() -> TypeAdapter[Any]:
 
 
 def encode(event: Event) -> bytes:
-    return event.model_dump_json().encode()
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -68,23 +69,32 @@ def write_rows(
 ) -> None:
     """Upsert and delete rows with executemany (sqlite-utils' per-row path is ~10x slower)."""
     columns = list(table.columns)
-    as_json = [table.columns[c] in (dict, list) for c in columns]
     if upserts:
         names = ", ".join(f"[{c}]" for c in columns)
         marks = ", ".join("?" for _ in columns)
+        pick = itemgetter(*columns)
+        rows = (
+            [pick(row) for row in upserts]
+            if len(columns) > 1
+            else [(pick(row),) for row in upserts]
+        )
+        json_at = [i for i, c in enumerate(columns) if table.columns[c] in (dict, list)]
+        if json_at:
+            rows = [_jsonify(row, json_at) for row in rows]
         db.conn.executemany(
-            f"INSERT OR REPLACE INTO [{table.name}] ({names}) VALUES ({marks})",
-            [
-                tuple(
-                    json.dumps(row.get(c)) if j and row.get(c) is not None else row.get(c)
-                    for c, j in zip(columns, as_json, strict=True)
-                )
-                for row in upserts
-            ],
+            f"INSERT OR REPLACE INTO [{table.name}] ({names}) VALUES ({marks})", rows
         )
     if deletes:
         where = " AND ".join(f"[{c}] = ?" for c in table.pk)
         db.conn.executemany(f"DELETE FROM [{table.name}] WHERE {where}", deletes)
+
+
+def _jsonify(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i])
+    return tuple(values)
 
 
 def checkpoint(db: sqlite_utils.Database, projection: str) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 Row = dict[str, Any]
@@ -17,9 +18,15 @@ class Table:
     name: str
     columns: Mapping[str, type]
     pk: tuple[str, ...]
+    _pick_key: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        getter = itemgetter(*self.pk)
+        single = len(self.pk) == 1
+        object.__setattr__(self, "_pick_key", (lambda row: (getter(row),)) if single else getter)
 
     def key(self, row: Row) -> Key:
-        return tuple(row[column] for column in self.pk)
+        return self._pick_key(row)  # type: ignore[no-any-return]
 
 
 class Tables:
