@@ -2,16 +2,21 @@
 
 | consumes                                   | handler (module)                  | emits                                     |
 |--------------------------------------------|-----------------------------------|-------------------------------------------|
-| ModelPromoted (and curriculum weights)     | selfplay (loop)                   | GameCompleted                             |
+| (a worker loop holding a selfplay slot); ModelPromoted: reload weights | selfplay.run_worker, selfplay (nudge) | GameCompleted (selfplay) |
 | GameCompleted (selfplay)                   | data_gate.on_game_completed       | TrainingRequested                         |
-| TrainingRequested                          | trainer                           | TrainingStarted, TrainingCompleted/Failed |
-| TrainingCompleted                          | evaluator                         | EvaluationStarted, MatchCompleted, EvaluationCompleted |
+| TrainingRequested (holding a training slot) | trainer.on_training_requested    | TrainingStarted, TrainingCompleted + ModelRegistered / TrainingFailed |
+| TrainingCompleted (holding an evaluation slot) | evaluator.on_training_completed | EvaluationStarted, GameCompleted (eval), MatchCompleted, EvaluationCompleted |
+| EvalGameRequested (work.eval.*, RINGLOOP_WORK) | tournament.serve (evaluator work) | GameCompleted (eval), MatchCompleted |
 | MatchCompleted                             | elo_rater.on_match_completed      | EloUpdated                                |
 | EvaluationCompleted                        | promoter.on_evaluation_completed  | ModelPromoted / ModelRejected             |
 | EloUpdated                                 | promoter.on_elo_updated           | ModelRolledBack (regression watch)        |
 | ModelPromoted, ModelRejected, EloUpdated   | curriculum.on_loop_event          | CurriculumRebalanced                      |
 | TrainingCompleted/Failed, EvaluationCompleted, ModelRejected | feedback.on_loop_event | FeedbackSignalRaised            |
 | TaskStarted                                | coordinator.on_task_started       | TaskFinished (expired leases)             |
+
+The play stages take leases through coordinator.TaskCoordinator (TaskStarted, TaskFinished,
+TaskRefused), bounded by LoopSettings.tasks; a trainer or evaluator refused a slot naks its
+input for a later retry, a selfplay worker waits for one.
 
 Readers of the loop's read models: selfplay reads curriculum weights and feedback knobs
 (handlers.feedback.knobs), the trainer the batch size knob, the evaluator the registry's
@@ -20,10 +25,11 @@ dependencies and the runtime; every threshold comes from handlers.settings.LoopS
 """
 
 REACTIONS: dict[str, list[str]] = {
-    "model.promoted": ["selfplay", "curriculum.on_loop_event"],
+    "model.promoted": ["selfplay", "curriculum.on_loop_event"],  # selfplay: reload weights
     "game.completed": ["data_gate.on_game_completed"],
-    "training.requested": ["trainer"],
-    "training.completed": ["evaluator", "feedback.on_loop_event"],
+    "training.requested": ["trainer.on_training_requested"],
+    "training.completed": ["evaluator.on_training_completed", "feedback.on_loop_event"],
+    "eval_game.requested": ["tournament.serve"],  # work items, from RINGLOOP_WORK
     "training.failed": ["feedback.on_loop_event"],
     "match.completed": ["elo_rater.on_match_completed"],
     "evaluation.completed": ["promoter.on_evaluation_completed", "feedback.on_loop_event"],

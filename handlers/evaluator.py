@@ -6,6 +6,10 @@ gets rounds of ``eval_round`` games, seats rotating; the rounds of all opponents
 together in lock-step (the candidate's network leaves batched across every game), and an
 SPRT (engine.stats) after every round stops an opponent early once decided. Multiplayer configs fill the extra seats with baselines; a game counts as a
 win against the opponent when the candidate finishes ranked above it.
+
+The gating match holds an "evaluation" slot of the cluster (handlers.coordinator, limit
+LoopSettings.tasks.evaluation): refused, the TrainingCompleted is nak'ed and retried later;
+once its lease is lost, no further games or summary are published (redelivered, redone).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from events import (
     TrainingCompleted,
     derive_event_id,
 )
+from handlers.coordinator import KeptLease, TaskCoordinator
 from handlers.play_common import (
     Agent,
     Cancelled,
@@ -42,10 +47,12 @@ from handlers.play_common import (
     PlaySettings,
     best_model,
     checkpoint_cache,
+    ensure_held,
     load_network,
     model_agent,
     play_games,
     rotated_seatings,
+    task_slot,
     tier_agent,
 )
 from handlers.runtime import Interrupted
@@ -213,15 +220,27 @@ class EvaluatorDeps:
     state_dir: Path
     producer: Producer
     halt: threading.Event = field(default_factory=threading.Event)  # set: abandon the games
+    tasks: TaskCoordinator | None = None  # the cluster's evaluation limit (None: unbounded)
 
 
 async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event] | None:
-    """Gate a new model: head-to-heads against the best and the baselines, then a summary."""
+    """Gate a new model holding an evaluation slot; refused (SlotBusy) or lost (SlotLost),
+    the TrainingCompleted is retried later."""
     if not isinstance(event, TrainingCompleted):
         return None
     evaluation_id = f"eval-{event.training_id}"
     if await _already_evaluated(deps.store, event.config, evaluation_id):
         return None
+    async with task_slot(deps.tasks, "evaluation", evaluation_id) as kept:
+        summary = await _evaluate(event, evaluation_id, deps, kept)
+        await ensure_held(kept, f"evaluation {evaluation_id!r}")
+    return [summary]
+
+
+async def _evaluate(
+    event: TrainingCompleted, evaluation_id: str, deps: EvaluatorDeps, kept: KeptLease | None
+) -> EvaluationCompleted:
+    """Head-to-heads against the best and the baselines, then the summary."""
     cache = checkpoint_cache(deps.state_dir)
     candidate_ref = ModelRef(event.config, event.model_id, event.artifact, event.generation)
     network, sha = await load_network(deps.store, candidate_ref, cache)
@@ -239,20 +258,18 @@ async def on_training_completed(event: Event, deps: EvaluatorDeps) -> list[Event
         )
     )
     matches = head_to_heads(GameConfig.parse(event.config), candidate, opponents, deps.settings)
-    await _gating_rounds(event, evaluation_id, candidate, matches, deps)
+    await _gating_rounds(event, evaluation_id, candidate, matches, deps, kept)
     log.info("evaluation_completed", config=event.config, candidate=event.model_id)
-    return [
-        event.caused(
-            EvaluationCompleted,
-            "evaluation-completed",
-            producer=deps.producer,
-            config=event.config,
-            evaluation_id=evaluation_id,
-            candidate=event.model_id,
-            results=[m.tally.result(deps.settings) for m in matches],
-            decided_early=any(m.tally.stopped_early for m in matches),
-        )
-    ]
+    return event.caused(
+        EvaluationCompleted,
+        "evaluation-completed",
+        producer=deps.producer,
+        config=event.config,
+        evaluation_id=evaluation_id,
+        candidate=event.model_id,
+        results=[m.tally.result(deps.settings) for m in matches],
+        decided_early=any(m.tally.stopped_early for m in matches),
+    )
 
 
 async def _opponents(deps: EvaluatorDeps, event: TrainingCompleted) -> list[Agent]:
@@ -303,6 +320,7 @@ async def _gating_rounds(
     candidate: Agent,
     matches: list[HeadToHead],
     deps: EvaluatorDeps,
+    kept: KeptLease | None = None,
 ) -> None:
     """Rounds until every head-to-head is decided by its SPRT or has spent its budget.
 
@@ -324,6 +342,7 @@ async def _gating_rounds(
             )
         except Cancelled as exc:  # the process is stopping: redelivered, games deduplicated
             raise Interrupted(f"evaluation {evaluation_id} abandoned: {exc}") from exc
+        await ensure_held(kept, f"evaluation {evaluation_id!r}")
         played = iter(finished)
         for match, round_ in rounds:
             games = [next(played) for _ in round_]

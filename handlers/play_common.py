@@ -2,18 +2,19 @@
 
 The pure pieces: the play settings, agents (models and engine.tiers), and a driver that
 plays many games in lock-step so every search leaf of every game is sent to the network in
-one batch. The I/O pieces (last section): the best model of a config, read from the log,
-and checkpoints in the Object Store.
+one batch. The I/O pieces (last sections): the best model of a config, read from the log,
+checkpoints in the Object Store, and the cluster slot (coordinator lease) a stage holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +41,9 @@ from events import (
     decode,
 )
 from events.streams import LOG_STREAM, MODELS_BUCKET
+from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
 from handlers.feedback import BATCH_SIZE, DIRICHLET_FRACTION
+from handlers.runtime import TransientError
 from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 
@@ -500,3 +503,40 @@ async def load_network(
     data = await fetch_checkpoint(store, model.artifact, cache_dir)
     network, _ = load_checkpoint(data)
     return NetworkEvaluator(network), model.artifact.sha256
+
+
+# ---------------------------------------------------------------- cluster slots
+
+
+class SlotBusy(TransientError):
+    """Every slot of the task type is taken (TaskRefused was appended): retried later."""
+
+
+class SlotLost(TransientError):
+    """The slot's lease expired or was taken: the work's result is not published."""
+
+
+@contextlib.asynccontextmanager
+async def task_slot(
+    tasks: TaskCoordinator | None, task_type: str, task_id: str
+) -> AsyncIterator[KeptLease | None]:
+    """Hold a cluster slot for the block (none without a coordinator); SlotBusy when refused."""
+    if tasks is None:
+        yield None
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            kept = await stack.enter_async_context(tasks.task(task_type, task_id))
+        except TaskRefusedError as exc:
+            raise SlotBusy(str(exc)) from exc
+        yield kept
+
+
+async def ensure_held(kept: KeptLease | None, work: str) -> None:
+    """Raise SlotLost unless the lease still holds its key (checked on the bus, not only by
+    the renewal): called right before a result is published."""
+    if kept is None:
+        return
+    _, holder = await kept.leases.read(kept.lease.key)
+    if kept.lost.is_set() or holder != kept.lease.holder:
+        raise SlotLost(f"{work} lost its slot {kept.lease.key!r}; its result is not published")

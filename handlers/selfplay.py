@@ -5,17 +5,22 @@ model is loaded (a ModelPromoted since the last batch swaps the weights in witho
 restart; before any model exists the heuristic-guided search tier plays), play
 ``parallel_games`` games in lock-step with PUCT (Dirichlet noise at the root, temperature
 for the opening moves, network leaves batched across games), append one GameCompleted per
-game with the root visit distribution of every searched move. Any number of copies run.
+game with the root visit distribution of every searched move. Any number of copies run,
+but each plays only while it holds a "selfplay" slot of its host (handlers.coordinator,
+limit LoopSettings.tasks.selfplay_per_host): refused, it waits and asks again every lease
+TTL; once its lease is lost, the batch in hand is dropped and the slot asked for again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,14 +34,17 @@ from engine import GameConfig
 from engine.network import load_checkpoint
 from engine.players.neural import NetworkEvaluator
 from events import CurriculumRebalanced, DaemonHeartbeat, GameCompleted, Producer, SeatAssignment
+from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
 from handlers.play_common import (
     Agent,
     Cancelled,
     ModelRef,
     PlayedGame,
     PlaySettings,
+    SlotLost,
     best_model,
     checkpoint_cache,
+    ensure_held,
     fetch_checkpoint,
     last_event,
     model_agent,
@@ -255,7 +263,9 @@ class SelfplayWorker:
     cache_dir: Path
     producer: Producer = field(default_factory=lambda: Producer.current(NAME))
     child: ChildPlayer | None = None
+    worker_id: str = field(default_factory=lambda: f"{NAME}-{uuid.uuid4().hex[:12]}")
     loaded: dict[str, tuple[str, bytes, NetworkEvaluator | None]] = field(default_factory=dict)
+    batches: int = 0
     games: int = 0
     moves: int = 0
     seconds: float = 0.0
@@ -289,9 +299,13 @@ class SelfplayWorker:
         return model, self.loaded[config][1]
 
     async def batch(
-        self, rng: random.Random, stop: threading.Event | None = None
+        self,
+        rng: random.Random,
+        stop: threading.Event | None = None,
+        kept: KeptLease | None = None,
     ) -> list[GameCompleted]:
-        """Play and append one batch; returns the games appended."""
+        """Play and append one batch; returns the games appended. With ``kept``, the batch
+        is appended only while that slot's lease still holds (SlotLost otherwise)."""
         config = choose_config(await self.curriculum_weights(), self.settings.configs, rng)
         settings = await tuned(self.store, config.name, self.settings)
         seed = rng.getrandbits(63)
@@ -314,7 +328,9 @@ class SelfplayWorker:
                 stop=stop,
             )
         self.seconds += time.perf_counter() - started
+        await ensure_held(kept, f"selfplay worker {self.worker_id!r}")
         await self.store.append_many(records)
+        self.batches += 1
         self.games += len(records)
         self.moves += sum(len(r.moves) for r in records)
         return records
@@ -345,7 +361,8 @@ class AppLike(Protocol):
 async def run(app: AppLike, stop: asyncio.Event) -> SelfplayWorker:
     """The selfplay daemon of a process: `ringloop run selfplay`, `ringloop up`."""
     settings = play_settings(app.settings.loop)
-    return await run_worker(app.store, settings, app.settings.state_dir, stop)
+    tasks = TaskCoordinator(app.store, app.settings.loop, Producer.current(NAME))
+    return await run_worker(app.store, settings, app.settings.state_dir, stop, tasks=tasks)
 
 
 async def run_worker(
@@ -356,8 +373,10 @@ async def run_worker(
     *,
     seed: int | None = None,
     max_batches: int | None = None,
+    tasks: TaskCoordinator | None = None,
 ) -> SelfplayWorker:
-    """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended).
+    """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended),
+    holding a selfplay slot of this host throughout when ``tasks`` is given.
 
     With ``settings.selfplay_processes`` > 0 the games are played in a child process.
     """
@@ -366,22 +385,65 @@ async def run_worker(
     rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8)))
     halt = threading.Event()
     watcher = asyncio.create_task(_relay(stop, halt, child))
-    last_beat = time.monotonic()
+    session = _Session(worker, rng, halt, stop, max_batches)
     try:
-        while not stop.is_set() and (max_batches is None or max_batches > 0):
-            try:
-                await worker.batch(rng, halt)
-            except Cancelled:
-                break
-            if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
-                await store.append(worker.heartbeat())
-                last_beat = time.monotonic()
-            max_batches = None if max_batches is None else max_batches - 1
+        if tasks is None:
+            await session.play(None)
+        else:
+            await _play_in_slots(session, tasks)
     finally:
         watcher.cancel()
         if child is not None:
             await asyncio.to_thread(child.close)
     return worker
+
+
+@dataclass
+class _Session:
+    """A worker's batches until stopped (or ``max_batches`` are appended), with heartbeats."""
+
+    worker: SelfplayWorker
+    rng: random.Random
+    halt: threading.Event
+    stop: asyncio.Event
+    max_batches: int | None
+    last_beat: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> bool:
+        spent = self.max_batches is not None and self.worker.batches >= self.max_batches
+        return self.stop.is_set() or spent or self.halt.is_set()
+
+    async def play(self, kept: KeptLease | None) -> None:
+        """Batches while not done and the slot (if any) is not known lost."""
+        while not self.done and not (kept is not None and kept.lost.is_set()):
+            try:
+                await self.worker.batch(self.rng, self.halt, kept)
+            except Cancelled:
+                return
+            if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
+                await self.worker.store.append(self.worker.heartbeat())
+                self.last_beat = time.monotonic()
+
+
+async def _play_in_slots(session: _Session, tasks: TaskCoordinator) -> None:
+    """Play while holding a selfplay slot; refused, wait a lease TTL (stop-aware) and ask
+    again; a lost slot (SlotLost, or lost between batches) is asked for again."""
+    worker, waiting = session.worker, False
+    while not session.done:
+        try:
+            async with tasks.task("selfplay", worker.worker_id) as kept:
+                waiting = False
+                await session.play(kept)
+                await ensure_held(kept, f"selfplay worker {worker.worker_id!r}")
+        except TaskRefusedError as exc:
+            if not waiting:
+                log.info("selfplay_waiting_for_slot", worker=worker.worker_id, reason=str(exc))
+                waiting = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.stop.wait(), tasks.settings.tasks.lease_ttl_s)
+        except SlotLost as exc:
+            log.warning("selfplay_slot_lost", worker=worker.worker_id, error=str(exc))
 
 
 async def _relay(stop: asyncio.Event, halt: threading.Event, child: ChildPlayer | None) -> None:

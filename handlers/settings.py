@@ -362,7 +362,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tasks": {
             "training": 1,
             "evaluation": 1,
-            "selfplay_per_host": 1,
+            "selfplay_per_host": 8,  # `up --selfplay-workers N` runs N on one host
             "lease_ttl_s": 10,
             "renew_every_s": 3,
         },
@@ -403,7 +403,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tasks": {
             "training": 1,
             "evaluation": 1,
-            "selfplay_per_host": 1,
+            "selfplay_per_host": 8,  # `up --selfplay-workers N` runs N on one host
             "lease_ttl_s": 10,
             "renew_every_s": 3,
         },

@@ -1,30 +1,27 @@
 """Consumes EvalGameRequested work items (work.eval.<config>); plays them in lock-step batches; emits GameCompleted (eval) and MatchCompleted (context "tournament").
 
 A tournament game is a command, not a fact of the loop, so it does not go into the log:
-it goes into the work-queue stream RINGLOOP_WORK (each item delivered to one of any
-number of `ringloop run evaluator` processes, redelivered if that process dies). The
-item is an event-shaped model kept here until the catalogue adopts it (proposed as
-``EvalGameRequested``, type "eval_game.requested", subject ``work.eval.<config>``).
-Results flow through the ordinary MatchCompleted -> elo-rater path.
+it goes into the work-queue stream RINGLOOP_WORK (events.streams.WORK_STREAM, created by
+ops.bus.ensure_streams), each item delivered to one of any number of `ringloop run
+evaluator` processes and redelivered if that process dies. Results flow through the
+ordinary MatchCompleted -> elo-rater path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import Literal
 
 import nats.errors
 import structlog
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
-from pydantic import BaseModel, ConfigDict, Field
 
 from engine import GameConfig
-from events import ArtifactRef, Event, MatchCompleted
-from events.envelope import ConfigName
+from events import WORK_STREAM, Event, MatchCompleted
+from events.catalogue import EvalGameRequested, SeatSpec
 from handlers.evaluator import EvaluatorDeps, game_events
 from handlers.play_common import (
     Agent,
@@ -38,61 +35,14 @@ from handlers.play_common import (
 )
 from projections.eventstore import EventStore
 
-WORK_STREAM = "RINGLOOP_WORK"
 WORK_CONSUMER = "evaluator-work"
 
 log = structlog.get_logger(__name__)
 
 
-class SeatSpec(BaseModel):
-    """Who plays a seat: a registered model (with its artifact) or a tier by name."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    participant_id: str
-    kind: Literal["model", "tier"]
-    artifact: ArtifactRef | None = None
-
-
-class EvalGameRequested(Event):
-    """Work item: play one rated game of a tournament (proposed for the catalogue)."""
-
-    type: Literal["eval_game.requested"] = "eval_game.requested"
-    version: Literal[1] = 1
-    config: ConfigName
-    tournament_id: str
-    game_index: int = Field(ge=0)
-    seats: list[SeatSpec] = Field(min_length=2, max_length=4)
-    seed: int
-
-    def subject(self) -> str:
-        return f"work.eval.{self.config}"
-
-
-async def ensure_work_stream(js: JetStreamContext) -> None:
-    """The work-queue stream: one delivery per item across all consumers' processes."""
-    try:
-        await js.stream_info(WORK_STREAM)
-    except NotFoundError:
-        await js.add_stream(
-            StreamConfig(
-                name=WORK_STREAM,
-                subjects=["work.>"],
-                storage=StorageType.FILE,
-                retention=RetentionPolicy.WORK_QUEUE,
-                duplicate_window=120,
-            )
-        )
-
-
 async def publish(store: EventStore, items: list[EvalGameRequested]) -> None:
-    """Publish work items, deduplicated by their (deterministic) event ids."""
-    js = store.js
-    await ensure_work_stream(js)
-    for item in items:
-        await js.publish(
-            item.subject(), item.model_dump_json().encode(), headers={"Nats-Msg-Id": item.event_id}
-        )
+    """Publish work items to RINGLOOP_WORK, deduplicated by their (deterministic) event ids."""
+    await store.append_many(items)
 
 
 # ---------------------------------------------------------------- the worker
@@ -146,7 +96,6 @@ async def play_items(
 async def serve(deps: EvaluatorDeps, stop: asyncio.Event, *, batch: int | None = None) -> int:
     """Take work items until ``stop``; each fetched batch is played in lock-step. Returns games."""
     js = deps.store.js
-    await ensure_work_stream(js)
     await _ensure_consumer(js, deps.settings.ack_wait_s)
     sub = await js.pull_subscribe_bind(durable=WORK_CONSUMER, stream=WORK_STREAM)
     agents, played = _Agents(deps), 0

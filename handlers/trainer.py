@@ -1,5 +1,8 @@
 """Consumes TrainingRequested; trains from the named games; emits TrainingStarted, then TrainingCompleted with ModelRegistered (atomically) or TrainingFailed.
 
+The training holds a "training" slot of the cluster (handlers.coordinator, limit
+LoopSettings.tasks.training) for its whole run: a request refused a slot is nak'ed and
+retried later, and a training whose lease was lost publishes nothing (redelivered).
 The network is warm-started from the request's parent, else the config's best model; a
 fresh random network is allowed only while the config has no best model (otherwise:
 TrainingFailed reason ``refused_random_init``). Samples are the replayed positions of the
@@ -50,15 +53,18 @@ from events import (
     TrainingStarted,
     decode,
 )
+from handlers.coordinator import TaskCoordinator
 from handlers.play_common import (
     ModelRef,
     PlaySettings,
     best_model,
     checkpoint_cache,
+    ensure_held,
     fetch_checkpoint,
     put_checkpoint,
     registered_model,
     seat_values,
+    task_slot,
     tuned,
 )
 from handlers.runtime import Append
@@ -261,6 +267,7 @@ class TrainerDeps:
     settings: PlaySettings
     state_dir: Path
     producer: Producer
+    tasks: TaskCoordinator | None = None  # the cluster's training limit (None: unbounded)
 
 
 def model_id_for(request: TrainingRequested, generation: int) -> str:
@@ -269,11 +276,20 @@ def model_id_for(request: TrainingRequested, generation: int) -> str:
 
 
 async def on_training_requested(event: Event, deps: TrainerDeps) -> Append | list[Event] | None:
-    """Train once per TrainingRequested (a redelivery after completion does nothing)."""
+    """Train once per TrainingRequested (a redelivery after completion does nothing), holding
+    a training slot; refused (SlotBusy) or lost (SlotLost), the request is retried later."""
     if not isinstance(event, TrainingRequested):
         return None
     if await _already_finished(deps.store, event):
         return None
+    async with task_slot(deps.tasks, "training", event.training_id) as kept:
+        result = await _attempt(event, deps)
+        await ensure_held(kept, f"training {event.training_id!r}")
+    return result
+
+
+async def _attempt(event: TrainingRequested, deps: TrainerDeps) -> Append | list[Event]:
+    """TrainingStarted, then the training's outcome: completed, or failed for a decided reason."""
     parent = await _parent(deps.store, event)
     await deps.store.append(
         event.caused(

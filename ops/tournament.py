@@ -19,10 +19,11 @@ from typing import Literal
 from engine import GameConfig
 from engine.stats import wilson_interval
 from events import LOG_STREAM, MatchCompleted, Producer, derive_event_id
+from events.catalogue import EvalGameRequested, SeatSpec
 from handlers import tournament
 from handlers.evaluator import FILLER_TIERS, EvaluatorDeps
 from handlers.play_common import PlaySettings, best_model, registered_model, tier_agent
-from handlers.tournament import EvalGameRequested, SeatSpec, tournament_seed
+from handlers.tournament import tournament_seed
 from projections.eventstore import EventStore
 
 Format = Literal["round-robin", "gauntlet"]

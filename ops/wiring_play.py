@@ -10,6 +10,11 @@ drains the connection (a pull subscription in the middle of a fetch holds the dr
 its whole timeout), so a stopper sits among ``app.runners``, which App.close stops first;
 the lead is asked for a proper close hook. The selfplay spec itself consumes ModelPromoted
 as a nudge to look for new weights before the next batch.
+
+Each stage gets a TaskCoordinator, so LoopSettings.tasks bounds it cluster-wide. A trainer
+or evaluator refused a slot naks its input (TransientError), so their specs allow more
+deliveries than usual, backing off to SLOT_RETRY_S: a request waits up to ~15 minutes for
+a slot before it is dead-lettered.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import structlog
 
 from events import LOG_STREAM, Event, ModelPromoted, Producer
 from handlers import evaluator, selfplay, trainer
+from handlers.coordinator import TaskCoordinator
 from handlers.play_common import PlaySettings, play_settings
 from handlers.runtime import HandlerSpec
 
@@ -34,6 +40,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Daemon = Callable[[asyncio.Event], Awaitable[object]]
+SLOT_RETRY_S = 60.0  # the longest nak delay of a trainer or evaluator waiting for a slot
+SLOT_NAK_DELAYS = (0.5, 2.0, 5.0, 15.0, SLOT_RETRY_S)
+SLOT_MAX_DELIVER = 20
 _DAEMONS: dict[asyncio.Task[None], asyncio.Event] = {}
 
 
@@ -44,6 +53,11 @@ def settings_of(app: App) -> PlaySettings:
 @functools.cache
 def _producer(name: str) -> Producer:
     return Producer.current(name)
+
+
+def task_coordinator(app: App, name: str) -> TaskCoordinator:
+    """The cluster limits (LoopSettings.tasks) for stage ``name``'s work."""
+    return TaskCoordinator(app.store, app.settings.loop, _producer(name))
 
 
 def start_daemon(app: App, name: str, body: Daemon) -> asyncio.Event:
@@ -113,8 +127,12 @@ def _selfplay(app: App, views_db: Path | str | None) -> HandlerSpec:
         if isinstance(event, ModelPromoted):
             nudges.set()  # the worker re-reads the best model before every batch anyway
 
+    tasks = task_coordinator(app, selfplay.NAME)
+
     async def daemon(stop: asyncio.Event) -> object:
-        return await selfplay.run_worker(app.store, settings, app.settings.state_dir, stop)
+        return await selfplay.run_worker(
+            app.store, settings, app.settings.state_dir, stop, tasks=tasks
+        )
 
     stop = start_daemon(app, selfplay.NAME, daemon)
     return HandlerSpec(
@@ -130,21 +148,32 @@ def _selfplay(app: App, views_db: Path | str | None) -> HandlerSpec:
 
 def _trainer(app: App, views_db: Path | str | None) -> HandlerSpec:
     settings = settings_of(app)
-    deps = trainer.TrainerDeps(app.store, settings, app.settings.state_dir, _producer(trainer.NAME))
+    deps = trainer.TrainerDeps(
+        app.store,
+        settings,
+        app.settings.state_dir,
+        _producer(trainer.NAME),
+        tasks=task_coordinator(app, trainer.NAME),
+    )
     return HandlerSpec(
         name=trainer.NAME,
         subjects=("loop.training.requested.>",),
         handle=lambda event: trainer.on_training_requested(event, deps),
         stream=LOG_STREAM,
         ack_wait=settings.ack_wait_s,
-        max_deliver=5,
+        max_deliver=SLOT_MAX_DELIVER,
+        nak_delays=SLOT_NAK_DELAYS,
     )
 
 
 def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
     settings = settings_of(app)
     deps = evaluator.EvaluatorDeps(
-        app.store, settings, app.settings.state_dir, _producer(evaluator.NAME)
+        app.store,
+        settings,
+        app.settings.state_dir,
+        _producer(evaluator.NAME),
+        tasks=task_coordinator(app, evaluator.NAME),
     )
     from handlers import tournament
 
@@ -163,7 +192,8 @@ def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
         handle=lambda event: evaluator.on_training_completed(event, deps),
         stream=LOG_STREAM,
         ack_wait=settings.ack_wait_s,
-        max_deliver=5,
+        max_deliver=SLOT_MAX_DELIVER,
+        nak_delays=SLOT_NAK_DELAYS,
         on_stop=on_stop,
         extra={"daemon": daemon},
     )

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from events import LOG_STREAM, EloUpdated, Producer
+from events.catalogue import SeatSpec
 from handlers import tournament
 from handlers.evaluator import EvaluatorDeps
 from handlers.play_common import play_settings
 from handlers.runtime import HandlerRuntime
-from handlers.tournament import SeatSpec
 from ops.app import App
 from ops.tournament import crosstable, run_tournament, schedule
 from tests.test_play_stages import supervised
