@@ -310,7 +310,7 @@ async def test_trainer_killed_mid_run_completes_exactly_once(
     second = start_trainer(settings, tmp_path / "two")
     trainer_process.append(second)
     try:
-        [completed] = await events_on(app, f"loop.training.completed.{config}", timeout=60)
+        [completed] = await events_on(app, f"loop.training.completed.{config}", timeout=180)
     except TimeoutError:
         raise AssertionError((tmp_path / "two" / "stderr.log").read_text()[-3000:]) from None
     second.send_signal(signal.SIGTERM)
