@@ -322,6 +322,14 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 _TINY_NET = {"blocks": 1, "channels": 16}
 
 _SMALL_NET = {"blocks": 2, "channels": 32}
+# One host: a training and an evaluation at a time; `up --selfplay-workers N` runs N selfplay.
+_ONE_HOST_TASKS = {
+    "training": 1,
+    "evaluation": 1,
+    "selfplay_per_host": 8,
+    "lease_ttl_s": 10,
+    "renew_every_s": 3,
+}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -359,13 +367,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "curriculum": {"target_games": 500, "every_inputs": 8},
         "feedback": {"plateau_evaluations": 4, "promotion_failure_streak": 3},
-        "tasks": {
-            "training": 1,
-            "evaluation": 1,
-            "selfplay_per_host": 8,  # `up --selfplay-workers N` runs N on one host
-            "lease_ttl_s": 10,
-            "renew_every_s": 3,
-        },
+        "tasks": _ONE_HOST_TASKS,
     },
     "tiny": {
         "configs": ["square8_2p"],
@@ -400,12 +402,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "curriculum": {"target_games": 50, "every_inputs": 4},
         "feedback": {"plateau_evaluations": 3, "promotion_failure_streak": 2},
-        "tasks": {
-            "training": 1,
-            "evaluation": 1,
-            "selfplay_per_host": 8,  # `up --selfplay-workers N` runs N on one host
-            "lease_ttl_s": 10,
-            "renew_every_s": 3,
-        },
+        "tasks": _ONE_HOST_TASKS,
     },
 }
