@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -25,6 +25,7 @@ from events.streams import stream_for_subject
 WRONG_LAST_SEQUENCE = 10071
 BATCH_DUPLICATE_ID = 10201
 MAX_BATCH = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ConcurrencyConflict(RuntimeError):
@@ -52,7 +53,7 @@ class RawRecord:
 
     @property
     def time(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp_ns / 1e9, UTC)
+        return EPOCH + timedelta(microseconds=self.timestamp_ns // 1000)  # exact, truncated
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +234,7 @@ class EventStore:
             pending_msgs_limit=2_000_000,
             pending_bytes_limit=1 << 30,
         )
-        end_ns = int(end_time.timestamp() * 1e9) if end_time is not None else None
+        end_ns = _ns_ceiling(end_time) if end_time is not None else None
         try:
             async for chunk in reader.chunks(stream):
                 kept = [r for r in chunk if _before(r, stop_seq, end_ns)]
@@ -258,6 +259,16 @@ class EventStore:
         self, stream: str, subject_filter: str = ">", **kwargs: object
     ) -> list[StoredEvent]:
         return [stored async for stored in self.read(stream, subject_filter, **kwargs)]
+
+
+def _ns_ceiling(moment: datetime) -> int:
+    """The last nanosecond of `moment`'s microsecond, in exact integer arithmetic.
+
+    Stored times carry nanoseconds, datetimes microseconds: "as of T" includes every
+    event of T's microsecond (a float timestamp would drop some).
+    """
+    micros = (moment.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+    return micros * 1000 + 999
 
 
 def _before(record: RawRecord, stop_seq: int | None, end_ns: int | None) -> bool:

@@ -40,6 +40,7 @@ async def app(settings: Settings) -> AsyncIterator[App]:
 def error_logs_fail(request: pytest.FixtureRequest) -> Iterator[LogCapture]:
     """Capture structlog output; an unexpected ERROR entry fails the test."""
     capture = LogCapture()
+    structlog.reset_defaults()  # a CLI test may have set a level filter (configure_logging)
     structlog.configure(processors=[capture])
     yield capture
     if request.node.get_closest_marker("allow_error_logs") is None:
