@@ -163,19 +163,26 @@ def pack_samples(samples: list[Sample]) -> bytes:
 
 
 def unpack_samples(data: bytes) -> list[Sample]:
-    arrays = np.load(io.BytesIO(data))
-    if "empty" in arrays:
-        return []
+    """Samples back from `pack_samples`. Each array is read from the archive once: indexing
+    the NpzFile per sample would decompress the whole array again for every sample and
+    leave each sample holding its own full copy (quadratic time and memory)."""
+    with np.load(io.BytesIO(data)) as archive:
+        if "empty" in archive:
+            return []
+        arrays = {name: archive[name] for name in archive.files}
     offsets, size = arrays["offsets"], int(arrays["mask_size"][0])
+    planes, values, index, weight = (
+        arrays["planes"],
+        arrays["value"],
+        arrays["index"],
+        arrays["weight"],
+    )
     masks = np.unpackbits(arrays["mask"], axis=1, count=size).astype(bool)
     return [
         Sample(
-            arrays["planes"][i],
-            (
-                arrays["index"][offsets[i] : offsets[i + 1]],
-                arrays["weight"][offsets[i] : offsets[i + 1]],
-            ),
-            arrays["value"][i],
+            planes[i],
+            (index[offsets[i] : offsets[i + 1]], weight[offsets[i] : offsets[i + 1]]),
+            values[i],
             masks[i],
         )
         for i in range(len(offsets) - 1)
