@@ -3,7 +3,14 @@
 from events.catalogue import *  # noqa: F403
 from events.catalogue import EVENT_TYPES
 from events.codec import EventDecodeError, decode, encode, upcast
-from events.envelope import ConfigName, Event, Producer, derive_event_id, new_event_id
+from events.envelope import (
+    ConfigName,
+    Event,
+    Producer,
+    derive_event_id,
+    new_event_id,
+    process_producer,
+)
 from events.streams import GAMES_STREAM, LEASES_BUCKET, LOG_STREAM, MODELS_BUCKET, WORK_STREAM
 
 __all__ = [
@@ -21,5 +28,6 @@ __all__ = [
     "derive_event_id",
     "encode",
     "new_event_id",
+    "process_producer",
     "upcast",
 ] + [cls.__name__ for cls in EVENT_TYPES]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import os
 import socket
@@ -64,6 +65,12 @@ class Producer(BaseModel):
     @classmethod
     def current(cls, name: str) -> Producer:
         return cls(name=name, host=socket.gethostname(), pid=os.getpid())
+
+
+@functools.cache
+def process_producer(name: str) -> Producer:
+    """The Producer for `name` in this process, built once (host and pid do not change)."""
+    return Producer.current(name)
 
 
 class Event(BaseModel):

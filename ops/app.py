@@ -17,6 +17,7 @@ import nats.errors
 import structlog
 from nats.aio.client import Client
 
+from events import process_producer
 from events.streams import LOG_STREAM
 from handlers import elo_rater
 from handlers.runtime import HandlerSpec
@@ -177,20 +178,13 @@ def _elo_rater(app: App, views_db: Path | str | None) -> HandlerSpec:
         name=elo_rater.NAME,
         subjects=("loop.match.completed.>",),
         handle=lambda event: elo_rater.on_match_completed(
-            event, view=runner.state, producer=_producer(elo_rater.NAME)
+            event, view=runner.state, producer=process_producer(elo_rater.NAME)
         ),
         stream=LOG_STREAM,
         batch=32,
         refresh=functools.partial(app.refresh, "elo"),
     )
     return spec
-
-
-@functools.cache
-def _producer(name: str):  # type: ignore[no-untyped-def]
-    from events import Producer
-
-    return Producer.current(name)
 
 
 HANDLERS: dict[str, Callable[[App, Path | str | None], HandlerSpec]] = {

@@ -7,13 +7,12 @@ from ops.wiring_play when that module is present.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events import GAMES_STREAM, LOG_STREAM, Producer
+from events import GAMES_STREAM, LOG_STREAM, process_producer
 from handlers import coordinator, curriculum, data_gate, feedback, promoter
 from handlers.runtime import HandlerSpec
 from projections.base import Projection
@@ -58,11 +57,6 @@ class _Views:
         return lambda event: handle(event, **{n: self[n] for n in self.names}, **fixed)
 
 
-@functools.cache
-def _producer(name: str) -> Producer:
-    return Producer.current(name)
-
-
 def _spec(
     app: App,
     views_db: Path | str | None,
@@ -75,7 +69,7 @@ def _spec(
     **options: Any,
 ) -> HandlerSpec:
     bound = _Views(app, views_db, views)
-    fixed: dict[str, Any] = {"producer": _producer(name)}
+    fixed: dict[str, Any] = {"producer": process_producer(name)}
     if "settings" in inspect.signature(handle).parameters:
         fixed["settings"] = app.settings.loop
     fixed.update(options.pop("fixed", {}))

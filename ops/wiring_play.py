@@ -20,14 +20,13 @@ a slot before it is dead-lettered.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import structlog
 
-from events import LOG_STREAM, Event, ModelPromoted, Producer
+from events import LOG_STREAM, Event, ModelPromoted, process_producer
 from handlers import evaluator, selfplay, trainer
 from handlers.coordinator import TaskCoordinator
 from handlers.play_common import PlaySettings, play_settings
@@ -50,14 +49,9 @@ def settings_of(app: App) -> PlaySettings:
     return play_settings(app.settings.loop)
 
 
-@functools.cache
-def _producer(name: str) -> Producer:
-    return Producer.current(name)
-
-
 def task_coordinator(app: App, name: str) -> TaskCoordinator:
     """The cluster limits (LoopSettings.tasks) for stage ``name``'s work."""
-    return TaskCoordinator(app.store, app.settings.loop, _producer(name))
+    return TaskCoordinator(app.store, app.settings.loop, process_producer(name))
 
 
 def start_daemon(app: App, name: str, body: Daemon) -> asyncio.Event:
@@ -152,7 +146,7 @@ def _trainer(app: App, views_db: Path | str | None) -> HandlerSpec:
         app.store,
         settings,
         app.settings.state_dir,
-        _producer(trainer.NAME),
+        process_producer(trainer.NAME),
         tasks=task_coordinator(app, trainer.NAME),
     )
     return HandlerSpec(
@@ -172,7 +166,7 @@ def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
         app.store,
         settings,
         app.settings.state_dir,
-        _producer(evaluator.NAME),
+        process_producer(evaluator.NAME),
         tasks=task_coordinator(app, evaluator.NAME),
     )
     from handlers import tournament
