@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
+from nats.errors import Error as NatsError
 from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
 
 from events import (
@@ -40,7 +41,7 @@ from events import (
     TaskStarted,
 )
 from events.streams import LEASES_BUCKET
-from handlers.runtime import TransientError
+from handlers.runtime import Waiting
 from handlers.settings import LoopSettings
 from projections.eventstore import WRONG_LAST_SEQUENCE, EventStore
 from projections.pipeline import task as task_row
@@ -135,10 +136,22 @@ class LeaseClient:
         return Lease(key, token, holder, ttl_s)
 
     async def renew(self, lease: Lease) -> Lease:
-        """Extend the TTL; the new revision is the new (larger) fencing token."""
-        token = await self._publish(
-            lease.key, lease.holder, expected=lease.token, ttl_s=lease.ttl_s
-        )
+        """Extend the TTL; the new revision is the new (larger) fencing token.
+
+        A renewal whose ack was lost (a timeout) may still have landed: the key then holds
+        this very holder at a later revision (its TTL counting from that write), and that
+        revision is adopted rather than reported as lost. Any other holder, or a free key, is LeaseLost.
+        """
+        try:
+            token = await self._publish(
+                lease.key, lease.holder, expected=lease.token, ttl_s=lease.ttl_s
+            )
+        except LeaseLost:
+            seq, current = await self.read(lease.key)
+            if current != lease.holder or seq <= lease.token:
+                raise
+            log.info("lease_renewal_adopted", key=lease.key, token=seq, expected=lease.token)
+            return Lease(lease.key, seq, lease.holder, lease.ttl_s)
         return Lease(lease.key, token, lease.holder, lease.ttl_s)
 
     async def release(self, lease: Lease) -> bool:
@@ -245,8 +258,12 @@ class KeptLease:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # the renewer died; stopping must still succeed
+                log.error("lease_renewer_failed", key=self.lease.key, error=repr(exc))
             self._task = None
 
     async def release(self) -> bool:
@@ -269,6 +286,10 @@ class KeptLease:
                 log.warning("lease_lost", key=self.lease.key, error=str(exc))
                 self.lost.set()
                 return
+            except (NatsError, TimeoutError, OSError) as exc:
+                # a slow or reconnecting server: try again next tick; if the TTL runs out
+                # meanwhile, the next renewal finds the key moved on and reports LeaseLost
+                log.warning("lease_renew_failed", key=self.lease.key, error=repr(exc))
 
 
 async def acquire_loop_lease(store: EventStore, settings: LoopSettings) -> KeptLease:
@@ -283,7 +304,7 @@ async def acquire_loop_lease(store: EventStore, settings: LoopSettings) -> KeptL
     return KeptLease(leases, lease, min(settings.tasks.renew_every_s, ttl / 3)).start()
 
 
-class LeaseStillHeld(TransientError):
+class LeaseStillHeld(Waiting):
     """The reaper looks again after a lease TTL (the input is nak'ed with a delay)."""
 
 

@@ -43,7 +43,7 @@ from events import (
 from events.streams import LOG_STREAM, MODELS_BUCKET
 from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
 from handlers.feedback import BATCH_SIZE, DIRICHLET_FRACTION
-from handlers.runtime import TransientError
+from handlers.runtime import TransientError, Waiting
 from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 
@@ -508,7 +508,7 @@ async def load_network(
 # ---------------------------------------------------------------- cluster slots
 
 
-class SlotBusy(TransientError):
+class SlotBusy(Waiting):
     """Every slot of the task type is taken (TaskRefused was appended): retried later."""
 
 

@@ -7,6 +7,7 @@ naming an optimistic-concurrency condition). The runtime owns all the I/O around
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,15 @@ log = structlog.get_logger(__name__)
 
 class TransientError(RuntimeError):
     """A failure worth retrying later (a busy resource, a timeout): the input is nak'ed."""
+
+
+class Waiting(TransientError):
+    """Not a failure: the input must wait for something (a free slot, a lease to end).
+
+    Nak'ed with the spec's delay like any transient error, but logged at debug level: a
+    long wait is normal and would otherwise fill the log with warnings. JetStream still
+    counts each look as a delivery, so a waiting spec needs a max_deliver that covers it.
+    """
 
 
 class Interrupted(RuntimeError):
@@ -65,6 +75,7 @@ class HandlerSpec:
     conflict_retries: int = 20
     deliver_new_only: bool = False
     on_stop: Callable[[], None] | None = None
+    wait_in_place: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,7 +150,7 @@ class HandlerRuntime:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             event = decode(msg.data)
-            await self._handle_and_append(event)
+            await self._handle_waiting(event)
             await msg.ack_sync()
             settled = True
             self.processed += 1
@@ -167,8 +178,9 @@ class HandlerRuntime:
             return True
         delays = self.spec.nak_delays
         delay = delays[min(deliveries - 1, len(delays) - 1)]
-        log.warning(
-            "handler_retry",
+        report = log.debug if isinstance(exc, Waiting) else log.warning
+        report(
+            "handler_waiting" if isinstance(exc, Waiting) else "handler_retry",
             handler=self.spec.name,
             error=repr(exc),
             deliveries=deliveries,
@@ -176,6 +188,30 @@ class HandlerRuntime:
         )
         await msg.nak(delay=delay)
         return True
+
+    async def _handle_waiting(self, event: Event) -> None:
+        """Handle; with `wait_in_place`, a Waiting handler is asked again after each delay."""
+        looks = 0
+        while True:
+            try:
+                return await self._handle_and_append(event)
+            except Waiting as exc:
+                if not self.spec.wait_in_place:
+                    raise
+                delays = self.spec.nak_delays
+                delay = delays[min(looks, len(delays) - 1)]
+                looks += 1
+                log.debug(
+                    "handler_waiting",
+                    handler=self.spec.name,
+                    error=repr(exc),
+                    looks=looks,
+                    delay=delay,
+                    in_place=True,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    raise Interrupted(f"{self.spec.name}: stopped while waiting") from exc
 
     async def _handle_and_append(self, event: Event) -> None:
         for attempt in range(self.spec.conflict_retries):

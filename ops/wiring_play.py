@@ -12,9 +12,10 @@ the lead is asked for a proper close hook. The selfplay spec itself consumes Mod
 as a nudge to look for new weights before the next batch.
 
 Each stage gets a TaskCoordinator, so LoopSettings.tasks bounds it cluster-wide. A trainer
-or evaluator refused a slot naks its input (TransientError), so their specs allow more
-deliveries than usual, backing off to SLOT_RETRY_S: a request waits up to ~15 minutes for
-a slot before it is dead-lettered.
+or evaluator refused a slot raises SlotBusy (a Waiting): its spec waits in place, keeping
+the message with in_progress heartbeats and asking again after SLOT_NAK_DELAYS (backing
+off to SLOT_RETRY_S), so a request waits for a slot as long as it takes without spending
+deliveries; SLOT_MAX_DELIVER bounds real failures (crashes, timeouts) only.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Daemon = Callable[[asyncio.Event], Awaitable[object]]
-SLOT_RETRY_S = 60.0  # the longest nak delay of a trainer or evaluator waiting for a slot
-SLOT_NAK_DELAYS = (0.5, 2.0, 5.0, 15.0, SLOT_RETRY_S)
-SLOT_MAX_DELIVER = 20
+SLOT_RETRY_S = 20.0  # the longest pause of a trainer or evaluator waiting for a slot
+SLOT_NAK_DELAYS = (0.5, 2.0, 5.0, 10.0, SLOT_RETRY_S)
+SLOT_MAX_DELIVER = 10
 _DAEMONS: dict[asyncio.Task[None], asyncio.Event] = {}
 
 
@@ -157,6 +158,7 @@ def _trainer(app: App, views_db: Path | str | None) -> HandlerSpec:
         ack_wait=settings.ack_wait_s,
         max_deliver=SLOT_MAX_DELIVER,
         nak_delays=SLOT_NAK_DELAYS,
+        wait_in_place=True,
     )
 
 
@@ -188,6 +190,7 @@ def _evaluator(app: App, views_db: Path | str | None) -> HandlerSpec:
         ack_wait=settings.ack_wait_s,
         max_deliver=SLOT_MAX_DELIVER,
         nak_delays=SLOT_NAK_DELAYS,
+        wait_in_place=True,
         on_stop=on_stop,
         extra={"daemon": daemon},
     )

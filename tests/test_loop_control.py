@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from nats import errors as nats_errors
 
 from events import (
     GAMES_STREAM,
@@ -381,8 +382,9 @@ async def test_lease_ttl_renewal_and_fencing(app: App) -> None:
     assert first is not None and await leases.acquire("test.ttl", me, ttl_s=1) is None
     renewed = await leases.renew(first)
     assert renewed.token > first.token
+    stale = coordinator.Lease("test.ttl", first.token, coordinator.Holder.current("u"), 1)
     with pytest.raises(coordinator.LeaseLost):
-        await leases.renew(first)  # a stale token is refused
+        await leases.renew(stale)  # a stale token of another holder is refused
 
     async def free() -> bool:
         return (await leases.read("test.ttl"))[1] is None
@@ -391,6 +393,46 @@ async def test_lease_ttl_renewal_and_fencing(app: App) -> None:
     again = await leases.acquire("test.ttl", me, ttl_s=1)
     assert again is not None and again.token > renewed.token
     assert await leases.release(again) and await free()
+
+
+async def test_a_renewal_whose_ack_was_lost_is_adopted_not_lost(app: App) -> None:
+    leases = coordinator.LeaseClient(app.store)
+    me = coordinator.Holder.current("ack-lost")
+    lease = await leases.acquire("test.ack", me, ttl_s=5)
+    assert lease is not None
+    # the renewal reached the server but its ack never came back: our token is now stale
+    landed = await leases._publish("test.ack", me, expected=lease.token, ttl_s=5)
+    renewed = await leases.renew(lease)
+    assert renewed.token == landed > lease.token
+    assert (await leases.renew(renewed)).token > renewed.token
+    # someone else holding the key is still a lost lease
+    other = coordinator.Holder.current("other")
+    theirs = await leases._publish("test.ack", other, expected=renewed.token + 1, ttl_s=5)
+    with pytest.raises(coordinator.LeaseLost):
+        await leases.renew(renewed)
+    await leases.release(coordinator.Lease("test.ack", theirs, other, 5))
+
+
+class _FlakyLeases(coordinator.LeaseClient):
+    """Fault injection on the real server: the first renewal times out."""
+
+    failures = 1
+
+    async def renew(self, lease: coordinator.Lease) -> coordinator.Lease:
+        if self.failures:
+            self.failures -= 1
+            raise nats_errors.TimeoutError
+        return await super().renew(lease)
+
+
+async def test_a_renewal_timeout_is_retried_and_stopping_stays_clean(app: App) -> None:
+    leases = _FlakyLeases(app.store)
+    lease = await leases.acquire("test.flaky", coordinator.Holder.current("flaky"), ttl_s=3)
+    assert lease is not None
+    kept = coordinator.KeptLease(leases, lease, every_s=0.2).start()
+    await eventually(lambda: asyncio.sleep(0, kept.lease.token > lease.token), timeout=5)
+    assert leases.failures == 0 and not kept.lost.is_set()
+    assert await kept.release()
 
 
 async def test_second_loop_is_refused_naming_the_holder(app: App) -> None:

@@ -81,7 +81,7 @@ def of_task(stored: list[StoredEvent], task_id: str) -> StoredEvent:
 
 
 async def test_a_second_training_waits_for_the_only_slot_and_completes_after(
-    app: App, games: GameRange, monkeypatch: pytest.MonkeyPatch
+    app: App, games: GameRange, monkeypatch: pytest.MonkeyPatch, error_logs_fail: LogCapture
 ) -> None:
     assert app.settings.loop.tasks.training == 1
     release = threading.Event()
@@ -93,8 +93,7 @@ async def test_a_second_training_waits_for_the_only_slot_and_completes_after(
 
     monkeypatch.setattr(trainer, "fit", held_fit)
     specs = [  # two trainer processes; quick retries keep the test short
-        dataclasses.replace(app.handler_spec("trainer"), nak_delays=(0.3,), max_deliver=100)
-        for _ in range(2)
+        dataclasses.replace(app.handler_spec("trainer"), nak_delays=(0.3,)) for _ in range(2)
     ]
     runtimes = [HandlerRuntime(spec, app.store) for spec in specs]
     running = [asyncio.create_task(supervised(r)) for r in runtimes]
@@ -127,6 +126,14 @@ async def test_a_second_training_waits_for_the_only_slot_and_completes_after(
     trainings = await app.store.read_all(LOG_STREAM, f"loop.training.started.{CONFIG}")
     second_started = [s for s in trainings if s.event.training_id == second]  # type: ignore[attr-defined]
     assert [s.seq > of_task(finished, first).seq for s in second_started] == [True]
+    # waiting for the slot is logged as waiting (debug), not as a failing retry (warning)
+    entries = error_logs_fail.entries
+    waits = [e for e in entries if e["event"] == "handler_waiting" and "SlotBusy" in e["error"]]
+    assert waits and {e["log_level"] for e in waits} == {"debug"}
+    assert not [e for e in entries if e["event"] == "handler_retry" and "SlotBusy" in e["error"]]
+    # ... and in place: the waiting request was never handed back, so no delivery was spent
+    consumer = await app.store.js.consumer_info(LOG_STREAM, trainer.NAME)
+    assert consumer.num_redelivered == 0
 
 
 async def test_a_training_that_lost_its_lease_publishes_nothing(
