@@ -342,10 +342,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "window_games": 1500,
             "window_generations": 4,
             "networks": {board: _SMALL_NET for board in BOARDS},
-            # one pass: each game stays in the window for ~20 trainings, and a second or third
-            # pass over it measurably overfits the value head (holdout value MSE rises after
-            # epoch 2 from scratch on 30k samples of a small-profile run)
-            "epochs": 1,
+            "epochs": 3,
             "batch_size": 64,
             "learning_rate": 2e-3,
         },
@@ -356,9 +353,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "games_per_task": 8,
         },
         "evaluation": {
-            # 64, not 40: at 40 games a 65% candidate (W26 L14) fails both SPRT(0, 80) and the
-            # Wilson bound; at 64 a true 63%+ candidate passes the Wilson bound
-            "games": 64,
+            "games": 40,
             "baseline_games": 12,
             "simulations": 32,
             "sprt": {"elo0": 0.0, "elo1": 80.0, "alpha": 0.1, "beta": 0.1},
