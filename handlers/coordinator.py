@@ -140,7 +140,8 @@ class LeaseClient:
 
         A renewal whose ack was lost (a timeout) may still have landed: the key then holds
         this very holder at a later revision (its TTL counting from that write), and that
-        revision is adopted rather than reported as lost. Any other holder, or a free key, is LeaseLost.
+        revision is adopted rather than reported as lost. Any other holder, or a free key,
+        is LeaseLost.
         """
         try:
             token = await self._publish(

@@ -7,7 +7,6 @@ naming an optimistic-concurrency condition). The runtime owns all the I/O around
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,9 +32,10 @@ class TransientError(RuntimeError):
 class Waiting(TransientError):
     """Not a failure: the input must wait for something (a free slot, a lease to end).
 
-    Nak'ed with the spec's delay like any transient error, but logged at debug level: a
-    long wait is normal and would otherwise fill the log with warnings. JetStream still
-    counts each look as a delivery, so a waiting spec needs a max_deliver that covers it.
+    Logged at debug level: a long wait is normal and would otherwise fill the log with
+    warnings. By default it is nak'ed with the spec's delay like any transient error, and
+    JetStream counts each nak as a delivery; a spec with `wait_in_place` instead keeps the
+    message (in_progress heartbeats) and asks again after each delay, spending no delivery.
     """
 
 
@@ -209,9 +209,15 @@ class HandlerRuntime:
                     delay=delay,
                     in_place=True,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if await self._stopped_within(delay):
                     raise Interrupted(f"{self.spec.name}: stopped while waiting") from exc
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def _handle_and_append(self, event: Event) -> None:
         for attempt in range(self.spec.conflict_retries):

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import random
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +19,8 @@ from events import (
     GAMES_STREAM,
     LEASES_BUCKET,
     LOG_STREAM,
+    DaemonHeartbeat,
+    Event,
     GameRange,
     Producer,
     TaskFinished,
@@ -29,8 +31,8 @@ from events import (
 from events.streams import games_subject
 from handlers import trainer
 from handlers.coordinator import TaskCoordinator
-from handlers.play_common import SlotLost, play_settings
-from handlers.runtime import HandlerRuntime
+from handlers.play_common import SlotBusy, SlotLost, play_settings
+from handlers.runtime import HandlerRuntime, HandlerSpec
 from handlers.selfplay import SelfplayWorker, run_worker
 from handlers.settings import TaskSettings
 from ops.app import App
@@ -192,3 +194,53 @@ async def test_a_selfplay_worker_beyond_the_host_limit_waits_to_play(
     assert of_task(finished, played.worker_id).event.outcome == "succeeded"  # type: ignore[attr-defined]
     waits = [e for e in error_logs_fail.entries if e["event"] == "selfplay_waiting_for_slot"]
     assert [e["log_level"] for e in waits] == ["info"]
+
+
+async def test_a_waiting_handler_asked_to_stop_hands_its_input_back_at_once(app: App) -> None:
+    looks: list[str] = []
+
+    def handle(event: Event) -> list[Event]:
+        looks.append(event.event_id)
+        raise SlotBusy("every slot is taken in this test")
+
+    spec = HandlerSpec(
+        name="waiter", subjects=("loop.system.heartbeat",), handle=handle,
+        wait_in_place=True, nak_delays=(0.05,), deliver_new_only=True,
+    )  # fmt: skip
+    runtime = HandlerRuntime(spec, app.store)
+    running = asyncio.create_task(runtime.run())
+    await runtime.ensure_consumer()
+    event = DaemonHeartbeat(daemon="waiting-test")
+    await app.store.append(event)
+
+    async def looked_often() -> bool:
+        return len(looks) >= 5
+
+    await eventually_true(looked_often)
+    consumer = await app.store.js.consumer_info(LOG_STREAM, "waiter")
+    assert consumer.num_redelivered == 0 and consumer.num_ack_pending == 1  # held, in place
+    runtime.stop()
+    await asyncio.wait_for(running, 10)
+    assert set(looks) == {event.event_id} and runtime.processed == 0
+    # nak'ed on stop: the next process gets it at once, not after ack_wait (30 s)
+    taken: list[str] = []
+    after = HandlerRuntime(
+        dataclasses.replace(spec, handle=lambda e: taken.append(e.event_id) or []), app.store
+    )
+    next_process = asyncio.create_task(after.run())
+
+    async def handed_back() -> bool:
+        return after.processed == 1
+
+    await eventually_true(handed_back, timeout=10)
+    after.stop()
+    await asyncio.wait_for(next_process, 10)
+    assert taken == [event.event_id]
+
+
+async def eventually_true(probe: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    async def poll() -> None:
+        while not await probe():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
