@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import random
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -39,6 +39,7 @@ from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
 from projections.eventstore import StoredEvent
+from tests.test_loop_control import eventually
 from tests.test_play_stages import supervised
 
 CONFIG = "square8_2p"
@@ -216,7 +217,7 @@ async def test_a_waiting_handler_asked_to_stop_hands_its_input_back_at_once(app:
     async def looked_often() -> bool:
         return len(looks) >= 5
 
-    await eventually_true(looked_often)
+    await eventually(looked_often)
     consumer = await app.store.js.consumer_info(LOG_STREAM, "waiter")
     assert consumer.num_redelivered == 0 and consumer.num_ack_pending == 1  # held, in place
     runtime.stop()
@@ -232,15 +233,7 @@ async def test_a_waiting_handler_asked_to_stop_hands_its_input_back_at_once(app:
     async def handed_back() -> bool:
         return after.processed == 1
 
-    await eventually_true(handed_back, timeout=10)
+    await eventually(handed_back, timeout=10)
     after.stop()
     await asyncio.wait_for(next_process, 10)
     assert taken == [event.event_id]
-
-
-async def eventually_true(probe: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    async def poll() -> None:
-        while not await probe():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
