@@ -28,7 +28,7 @@ from engine.network import load_checkpoint
 from engine.players.base import Player, terminal_values
 from engine.players.evaluators import Evaluator, HeuristicEvaluator
 from engine.players.heuristic import HeuristicPlayer, HeuristicWeights, player_scores
-from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
+from engine.players.mcts import SearchSettings, SearchTree, choose_move, expand_roots, simulate
 from engine.players.neural import NetworkEvaluator
 from engine.players.random_player import RandomPlayer
 from engine.tiers import tier
@@ -78,6 +78,11 @@ class PlaySettings(BaseModel):
     parallel_games: int = Field(default=8, ge=1, description="selfplay games per batch")
     bootstrap_simulations: int = Field(
         default=64, ge=1, description="play only: heuristic-guided search before any model"
+    )
+    bootstrap_root_temperature: float = Field(
+        default=0.1,
+        gt=0,
+        description="play only: softmax temperature of the bootstrap search's one-ply root priors",
     )
     configs: tuple[str, ...] = ("square8_2p",)
     selfplay_processes: int = Field(
@@ -317,7 +322,7 @@ def _search_step(tables: list[_Table]) -> None:
     evaluator = tables[0].agent.evaluator
     assert evaluator is not None
     trees = [SearchTree(t.state, t.agent.search) for t in tables]  # type: ignore[arg-type]
-    simulate(trees, evaluator)
+    expand_roots(trees, evaluator)
     for table, tree in zip(tables, trees, strict=True):
         if table.agent.noise:
             tree.add_noise(table.noise_rng)

@@ -32,6 +32,7 @@ import torch
 
 from engine import GameConfig
 from engine.network import load_checkpoint
+from engine.players.evaluators import HeuristicRootEvaluator
 from engine.players.neural import NetworkEvaluator
 from events import CurriculumRebalanced, DaemonHeartbeat, GameCompleted, Producer, SeatAssignment
 from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
@@ -50,13 +51,14 @@ from handlers.play_common import (
     model_agent,
     play_games,
     play_settings,
-    tier_agent,
     tuned,
 )
 from projections.eventstore import EventStore
 
 NAME = "selfplay"
-BOOTSTRAP_TIER = "mcts-{}"  # heuristic-guided search while a config has no model
+# While a config has no model: heuristic-guided search whose root priors come from the
+# heuristic's one-ply scores, so its visit counts teach the first network something.
+BOOTSTRAP_TIER = "mcts-{}"
 HEARTBEAT_EVERY_S = 30.0  # a DaemonHeartbeat with throughput figures, at most this often
 
 log = structlog.get_logger(__name__)
@@ -115,10 +117,9 @@ def selfplay_agent(
 ) -> Agent:
     """The agent every seat of a selfplay game uses: the best model, else the bootstrap tier."""
     if network is None or model is None or model.artifact is None:
-        bootstrap = tier_agent(BOOTSTRAP_TIER.format(settings.bootstrap_simulations), settings)
         return Agent(
-            bootstrap.participant_id,
-            evaluator=bootstrap.evaluator,
+            BOOTSTRAP_TIER.format(settings.bootstrap_simulations),
+            evaluator=HeuristicRootEvaluator(root_temperature=settings.bootstrap_root_temperature),
             search=replace(
                 settings.search(selfplay=True), simulations=settings.bootstrap_simulations
             ),

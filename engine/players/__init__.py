@@ -1,7 +1,12 @@
 """AI players: the Player protocol, the random and heuristic baselines, MCTS over evaluators and network-guided search."""
 
 from engine.players.base import GameResult, Player, play_game, rank_values, terminal_values
-from engine.players.evaluators import Evaluator, HeuristicEvaluator, RolloutEvaluator
+from engine.players.evaluators import (
+    Evaluator,
+    HeuristicEvaluator,
+    HeuristicRootEvaluator,
+    RolloutEvaluator,
+)
 from engine.players.heuristic import HeuristicPlayer, HeuristicWeights
 from engine.players.mcts import MCTSPlayer, SearchSettings, SearchTree, simulate
 from engine.players.neural import BatchedSelfplay, NetworkEvaluator, training_samples
@@ -12,6 +17,7 @@ __all__ = [
     "Evaluator",
     "GameResult",
     "HeuristicEvaluator",
+    "HeuristicRootEvaluator",
     "HeuristicPlayer",
     "HeuristicWeights",
     "MCTSPlayer",

@@ -87,6 +87,29 @@ def heuristic_values(state: GameState, weights: HeuristicWeights) -> np.ndarray:
     return np.tanh(weights.value_scale * (scores - others))
 
 
+def move_score(state: GameState, move: Move, weights: HeuristicWeights) -> float:
+    """The mover's score after ``move`` minus the best other player's (± ``win`` if it ends the game)."""
+    after = state.copy()
+    after.apply_unchecked(move)
+    if after.is_over:
+        return weights.win * float(terminal_values(after)[move.player - 1])
+    scores = player_scores(after, weights)
+    mine = scores[move.player - 1]
+    return float(mine - max(np.delete(scores, move.player - 1)))
+
+
+def move_priors(state: GameState, weights: HeuristicWeights, temperature: float) -> np.ndarray:
+    """A distribution over ``state.legal_moves()``: softmax of each move's one-ply score / T."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    moves = state.legal_moves()
+    if not moves:
+        return np.zeros(0)
+    scores = np.array([move_score(state, move, weights) for move in moves]) / temperature
+    weights_ = np.exp(scores - scores.max())
+    return weights_ / weights_.sum()
+
+
 class HeuristicPlayer:
     """Applies each candidate move and keeps the one whose position scores best for the mover.
 
@@ -104,13 +127,7 @@ class HeuristicPlayer:
         self.max_candidates = max_candidates
 
     def _score(self, state: GameState, move: Move) -> float:
-        after = state.copy()
-        after.apply_unchecked(move)
-        if after.is_over:
-            return self.weights.win * float(terminal_values(after)[move.player - 1])
-        scores = player_scores(after, self.weights)
-        mine = scores[move.player - 1]
-        return float(mine - max(np.delete(scores, move.player - 1)))
+        return move_score(state, move, self.weights)
 
     def select_move(self, state: GameState, rng: random.Random) -> Move:
         moves = state.legal_moves()

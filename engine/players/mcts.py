@@ -10,6 +10,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -121,8 +122,33 @@ class SearchTree:
         for child, eta in zip(children, noise, strict=True):
             child.prior = (1 - fraction) * child.prior + fraction * float(eta)
 
+    def set_root_priors(self, priors: np.ndarray) -> None:
+        """Replace the expanded root's priors (aligned with its legal moves)."""
+        children = list(self.root.children.values())
+        if len(priors) != len(children):
+            raise ValueError(f"{len(priors)} root priors for {len(children)} root moves")
+        for child, prior in zip(children, priors, strict=True):
+            child.prior = float(prior)
+
     def visits(self) -> dict[Move, int]:
         return {move: child.visit_count for move, child in self.root.children.items()}
+
+
+@runtime_checkable
+class RootPriors(Protocol):
+    """An evaluator that gives the search root its own priors (e.g. a one-ply lookahead)."""
+
+    def root_priors(self, state: GameState) -> np.ndarray: ...
+
+
+def expand_roots(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
+    """The first simulation of every tree (expanding its root), then the root priors of an
+    evaluator that offers them (RootPriors)."""
+    simulate(trees, evaluator)
+    if isinstance(evaluator, RootPriors):
+        for tree in trees:
+            if tree.root.children:
+                tree.set_root_priors(evaluator.root_priors(tree.state))
 
 
 def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
@@ -169,7 +195,7 @@ class MCTSPlayer:
 
     def search(self, state: GameState, rng: random.Random) -> SearchTree:
         tree = SearchTree(state, self.settings)
-        simulate([tree], self.evaluator)
+        expand_roots([tree], self.evaluator)
         if self.noise:
             tree.add_noise(np.random.default_rng(rng.getrandbits(64)))
         for _ in range(self.settings.simulations - 1):
