@@ -41,8 +41,14 @@ def upcast_match_completed_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def upcast_game_completed_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """GameCompleted v2 adds the search's root values; a v1 record has none (null)."""
+    return {**payload, "version": 2, "root_values": None}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("match.completed", 1): upcast_match_completed_v1_v2,
+    ("game.completed", 1): upcast_game_completed_v1_v2,
 }
 
 

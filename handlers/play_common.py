@@ -29,7 +29,7 @@ from engine.players.base import Player, terminal_values
 from engine.players.evaluators import Evaluator, HeuristicEvaluator
 from engine.players.heuristic import HeuristicPlayer, HeuristicWeights, player_scores
 from engine.players.mcts import SearchSettings, SearchTree, choose_move, expand_roots, simulate
-from engine.players.neural import NetworkEvaluator
+from engine.players.neural import NetworkEvaluator, absolute_to_relative
 from engine.players.random_player import RandomPlayer
 from engine.tiers import tier
 from events import (
@@ -98,6 +98,7 @@ class PlaySettings(BaseModel):
     amp: bool = True
     window_games: int = Field(default=20_000, ge=1)
     window_generations: int = Field(default=4, ge=1)
+    value_search_weight: float = Field(default=0.0, ge=0, le=1)
     augment: bool = Field(default=True, description="play only: random board symmetry")
     # evaluation.*
     eval_games: int = Field(default=200, ge=1, description="most games against the best")
@@ -135,6 +136,7 @@ class PlaySettings(BaseModel):
             amp=tr.amp,
             window_games=tr.window_games,
             window_generations=tr.window_generations,
+            value_search_weight=tr.value_search_weight,
             eval_games=ev.games,
             baseline_games=ev.baseline_games,
             sprt_elo0=ev.sprt.elo0,
@@ -231,13 +233,15 @@ def model_agent(
 
 @dataclass
 class PlayedGame:
-    """A finished game: seats in order, moves, per-move visits (None: not searched)."""
+    """A finished game: seats in order, moves, per-move visits and root values (None: not
+    searched)."""
 
     config: GameConfig
     seats: list[Agent]
     seed: int
     moves: list[Move] = field(default_factory=list)
     visits: list[dict[Move, int] | None] = field(default_factory=list)
+    root_values: list[np.ndarray | None] = field(default_factory=list)
     ranking: list[int] = field(default_factory=list)
     winner: int | None = None
     termination: str = "normal"
@@ -258,9 +262,12 @@ class _Table:
     def agent(self) -> Agent:
         return self.record.seats[self.state.current_player - 1]
 
-    def play(self, move: Move, visits: dict[Move, int] | None) -> None:
+    def play(
+        self, move: Move, visits: dict[Move, int] | None, root_value: np.ndarray | None = None
+    ) -> None:
         self.record.moves.append(move)
         self.record.visits.append(visits)
+        self.record.root_values.append(root_value)
         self.state.apply_unchecked(move)
 
 
@@ -332,7 +339,8 @@ def _search_step(tables: list[_Table]) -> None:
         search = tree.settings
         visits = tree.visits()
         hot = table.state.move_count < search.temperature_moves
-        table.play(choose_move(visits, search.temperature if hot else 0.0, table.rng), visits)
+        move = choose_move(visits, search.temperature if hot else 0.0, table.rng)
+        table.play(move, visits, tree.root_value())
 
 
 def _finish(table: _Table, settings: PlaySettings) -> PlayedGame:
@@ -362,9 +370,7 @@ def seat_values(ranking: Sequence[int], current_player: int) -> np.ndarray:
     """Value targets in seat order relative to ``current_player`` (the network's frame)."""
     from engine.players.base import rank_values
 
-    absolute = rank_values(ranking)
-    n = len(ranking)
-    return np.array([absolute[(current_player - 1 + s) % n] for s in range(n)], np.float32)
+    return absolute_to_relative(rank_values(ranking), current_player).astype(np.float32)
 
 
 def rotated_seatings(participants: Sequence[Agent], games: int) -> list[list[Agent]]:

@@ -102,6 +102,11 @@ def game_completed(
         ]
         if searched
         else None,
+        root_values=[
+            [round(float(x), 4) for x in v] if v is not None else None for v in played.root_values
+        ]
+        if searched
+        else None,
         model_id=model_id,
         generation=generation,
         seed=played.seed,

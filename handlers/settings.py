@@ -85,6 +85,13 @@ class TrainingSettings(_Section):
             "hexagonal": NetworkSize(blocks=10, channels=128),
         }
     )
+    value_search_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="value target = (1 - w) * final result + w * the search's root value "
+        "(for moves with a recorded root value); 0 trains on results alone",
+    )
     epochs: int = Field(default=4, ge=1, le=1000)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)

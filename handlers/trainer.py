@@ -38,6 +38,7 @@ from engine.encoding import (
     visits_to_policy,
 )
 from engine.network import build_network, load_checkpoint, save_checkpoint, select_device
+from engine.players.neural import absolute_to_relative
 from engine.training import OneHotTargetError, Sample, TrainingReport, policy_target, train
 from events import (
     LOG_STREAM,
@@ -82,13 +83,17 @@ class RefusedRandomInit(RuntimeError):
 # ---------------------------------------------------------------- samples from game records
 
 
-def game_samples(record: GameCompleted) -> list[Sample]:
+def game_samples(record: GameCompleted, search_weight: float = 0.0) -> list[Sample]:
     """Replay a game record into training samples (legal moves are checked on the way).
 
     A searched move's target is its visit distribution; forced moves (one legal move) carry
     no information and are skipped; a game recorded without any search gives one-hot
     targets of the played moves (engine.training refuses one-hot where visits exist).
+    The value target is the final result, blended with the search root's value where the
+    record has one: ``(1 - search_weight) * result + search_weight * root value``.
     """
+    if not 0.0 <= search_weight <= 1.0:
+        raise ValueError(f"search_weight must lie in [0, 1], got {search_weight!r}")
     config = GameConfig.parse(record.config)
     state = GameState.initial(config)
     samples = []
@@ -96,16 +101,20 @@ def game_samples(record: GameCompleted) -> list[Sample]:
         move = Move.from_notation(notation)
         visits = record.visits[ply] if record.visits is not None else None
         if len(state.legal_moves()) > 1 and (visits or record.visits is None):
-            samples.append(_sample(state, move, visits, record.ranking))
+            root = record.root_values[ply] if record.root_values is not None else None
+            value = seat_values(record.ranking, state.current_player)
+            if root is not None and search_weight > 0:
+                searched = absolute_to_relative(np.asarray(root), state.current_player)
+                value = ((1 - search_weight) * value + search_weight * searched).astype(np.float32)
+            samples.append(_sample(state, move, visits, value))
         state.apply(move)
     return samples
 
 
 def _sample(
-    state: GameState, move: Move, visits: dict[str, int] | None, ranking: Sequence[int]
+    state: GameState, move: Move, visits: dict[str, int] | None, value: np.ndarray
 ) -> Sample:
     planes = encode_state(state)
-    value = seat_values(ranking, state.current_player)
     mask = legal_policy_mask(state)
     if visits:
         counts = {Move.from_notation(m): float(c) for m, c in visits.items()}
@@ -115,29 +124,37 @@ def _sample(
 
 
 class SampleCache:
-    """Decoded samples per game, keyed by (stream, sequence), in one SQLite file."""
+    """Decoded samples per game, keyed by (stream, sequence, value blend), in one SQLite file.
 
-    def __init__(self, path: Path) -> None:
+    ``search_weight`` is the value-target blend the samples were built with (see
+    game_samples): samples built with another blend are not reused.
+    """
+
+    def __init__(self, path: Path, search_weight: float = 0.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.search_weight = search_weight
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(
-            "create table if not exists samples "
-            "(stream text, seq integer, generation integer, data blob, primary key (stream, seq))"
+            "create table if not exists game_samples (stream text, seq integer, "
+            "search_weight real, generation integer, data blob, "
+            "primary key (stream, seq, search_weight))"
         )
 
     def get(self, stream: str, seq: int) -> tuple[int, list[Sample]] | None:
         """(the game's model generation, its samples), if cached."""
         row = self.db.execute(
-            "select generation, data from samples where stream = ? and seq = ?", (stream, seq)
+            "select generation, data from game_samples "
+            "where stream = ? and seq = ? and search_weight = ?",
+            (stream, seq, self.search_weight),
         ).fetchone()
         return (int(row[0]), unpack_samples(row[1])) if row is not None else None
 
     def put(self, stream: str, seq: int, generation: int, samples: list[Sample]) -> None:
         with self.db:
             self.db.execute(
-                "insert or replace into samples values (?, ?, ?, ?)",
-                (stream, seq, generation, pack_samples(samples)),
+                "insert or replace into game_samples values (?, ?, ?, ?, ?)",
+                (stream, seq, self.search_weight, generation, pack_samples(samples)),
             )
 
     def close(self) -> None:
@@ -207,7 +224,8 @@ async def load_samples(
             event = decode(record.data)
             if not isinstance(event, GameCompleted):
                 continue
-            cached = (event.generation, await asyncio.to_thread(game_samples, event))
+            samples_of = await asyncio.to_thread(game_samples, event, cache.search_weight)
+            cached = (event.generation, samples_of)
             await asyncio.to_thread(cache.put, record.stream, record.seq, *cached)
         if cached[0] >= min_generation:
             samples.extend(cached[1])
@@ -330,7 +348,7 @@ async def _train(
     init = await _initial_weights(deps, event, parent)
     generation = event.generation or ((parent.generation if parent else 0) + 1)
     min_generation = generation - deps.settings.window_generations
-    cache = SampleCache(deps.state_dir / "cache" / "samples.db")
+    cache = SampleCache(deps.state_dir / "cache" / "samples.db", deps.settings.value_search_weight)
     try:
         samples, used = await load_samples(
             deps.store, event.games, deps.settings.window_games, min_generation, cache

@@ -37,6 +37,7 @@ examples = [
         ranking=[1, 2],
         moves=["p:27x1", "p:36x1"],
         visits=[{"p:27x1": 12, "p:28x1": 4}, {"p:36x1": 16}],
+        root_values=[[0.125, -0.125], None],
         model_id="m-0001",
         generation=1,
         seed=7,

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from events import EVENT_TYPES, EventDecodeError, MatchCompleted, decode, derive_event_id, encode
+from events import (
+    EVENT_TYPES,
+    EventDecodeError,
+    GameCompleted,
+    MatchCompleted,
+    decode,
+    derive_event_id,
+    encode,
+)
 from events.codec import upcast_match_completed_v1_v2
 from events.schema import asyncapi, json_schemas
 
@@ -32,6 +40,22 @@ def test_golden_file_decodes(path: Path) -> None:
     assert event.type == payload["type"]
     if event.version == payload["version"]:
         assert json.loads(encode(event)) == payload  # round trip, field for field
+
+
+def test_game_completed_v1_is_upcast_without_root_values() -> None:
+    event = decode((GOLDEN / "game.completed.v1.json").read_bytes())
+    assert isinstance(event, GameCompleted) and event.version == 2
+    assert event.root_values is None and event.visits is not None
+
+
+def test_game_completed_root_values_must_fit_the_moves() -> None:
+    payload = json.loads((GOLDEN / "game.completed.v2.json").read_text())
+    with pytest.raises(EventDecodeError, match="1 root_values for 2 moves"):
+        decode(json.dumps({**payload, "root_values": [[0.1, -0.1]]}))
+    with pytest.raises(EventDecodeError, match=r"root values \[0.5\] must be 2 numbers"):
+        decode(json.dumps({**payload, "root_values": [[0.5], None]}))
+    with pytest.raises(EventDecodeError, match="must be 2 numbers in"):
+        decode(json.dumps({**payload, "root_values": [[1.5, -1.0], None]}))
 
 
 def test_match_completed_v1_is_upcast_to_ranks() -> None:

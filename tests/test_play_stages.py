@@ -140,6 +140,7 @@ async def test_selfplay_records_replay_legally_with_visits(
         assert record.visits is not None and len(record.visits) == len(record.moves)
         searched = [v for v in record.visits if v]
         assert searched, "a selfplay game must carry visit distributions"
+        assert record.root_values is not None and len(record.root_values) == len(record.moves)
         for ply, visits in enumerate(record.visits):
             if visits:
                 assert (
@@ -147,6 +148,9 @@ async def test_selfplay_records_replay_legally_with_visits(
                     and sum(visits.values())
                     == TINY.bootstrap_simulations - 1  # the first expands the root
                 )
+            root = record.root_values[ply]
+            assert (root is not None) == bool(visits)  # a root value for each searched move
+            assert root is None or (len(root) == 2 and all(-1 <= v <= 1 for v in root))
         assert sorted(record.ranking) in ([1, 2], [1, 1])
     samples = game_samples(stored[0].event)  # type: ignore[arg-type]
     assert samples and all(len(s.policy[0]) >= 1 for s in samples)
@@ -355,6 +359,16 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
         and failed.reason == "oom"
         and "out of memory" in failed.error
     )
+
+
+def test_bootstrap_selfplay_searches_from_heuristic_root_priors() -> None:
+    from engine.players import HeuristicRootEvaluator
+    from handlers.selfplay import selfplay_agent
+
+    agent = selfplay_agent(GameConfig.parse("square8_2p"), TINY, None, None)
+    assert isinstance(agent.evaluator, HeuristicRootEvaluator) and agent.noise
+    assert agent.evaluator.root_temperature == TINY.bootstrap_root_temperature
+    assert agent.search is not None and agent.search.simulations == TINY.bootstrap_simulations
 
 
 def test_multiplayer_gating_rotates_seats_and_fills_them_with_distinct_baselines() -> None:

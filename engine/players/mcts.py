@@ -130,6 +130,13 @@ class SearchTree:
         for child, prior in zip(children, priors, strict=True):
             child.prior = float(prior)
 
+    def root_value(self) -> np.ndarray:
+        """The root's mean value per player (index 0 = player 1) over all its visits."""
+        root = self.root
+        if root.value_sum is None or root.visit_count == 0:
+            return np.zeros(self.state.num_players)
+        return root.value_sum / root.visit_count
+
     def visits(self) -> dict[Move, int]:
         return {move: child.visit_count for move, child in self.root.children.items()}
 

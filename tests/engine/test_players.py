@@ -15,6 +15,8 @@ from engine.players import (
     BatchedSelfplay,
     HeuristicEvaluator,
     HeuristicPlayer,
+    HeuristicRootEvaluator,
+    HeuristicWeights,
     MCTSPlayer,
     NetworkEvaluator,
     RandomPlayer,
@@ -26,7 +28,8 @@ from engine.players import (
     simulate,
     training_samples,
 )
-from engine.players.mcts import choose_move
+from engine.players.heuristic import move_priors
+from engine.players.mcts import choose_move, expand_roots
 from engine.players.neural import absolute_to_relative, relative_to_absolute
 from engine.state import GameState
 from engine.training import train
@@ -169,3 +172,36 @@ def test_batched_selfplay_batches_leaves_and_yields_soft_training_targets() -> N
     assert any(len(s.policy[0]) > 1 for s in samples)
     report = train(model, samples, epochs=1, batch_size=16, device="cpu", seed=0)
     assert np.isfinite(report.epochs[-1].total)
+
+
+def test_heuristic_root_priors_favour_winning_moves_and_replace_the_root_priors() -> None:
+    state, wins = _winning_positions(1)[0]
+    moves = state.legal_moves()
+    priors = move_priors(state, HeuristicWeights(), 0.1)
+    assert len(priors) == len(moves) and priors.sum() == pytest.approx(1.0)
+    assert sum(p for move, p in zip(moves, priors, strict=True) if move in wins) > 0.99
+    guided = SearchTree(state, SearchSettings(simulations=4))
+    expand_roots([guided], HeuristicRootEvaluator())
+    assert [c.prior for c in guided.root.children.values()] == pytest.approx(list(priors))
+    plain = SearchTree(state, SearchSettings(simulations=4))
+    expand_roots([plain], HeuristicEvaluator())  # no root priors: uniform stays
+    uniform = [1 / len(moves)] * len(moves)
+    assert [c.prior for c in plain.root.children.values()] == pytest.approx(uniform)
+    with pytest.raises(ValueError, match=f"{len(moves) + 1} root priors for {len(moves)} root"):
+        guided.set_root_priors(np.ones(len(moves) + 1))
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        move_priors(state, HeuristicWeights(), 0)
+    with pytest.raises(ValueError, match="root_temperature must be > 0, got -1"):
+        HeuristicRootEvaluator(root_temperature=-1)
+
+
+def test_guided_search_plays_the_win_and_reports_its_root_value() -> None:
+    state, wins = _winning_positions(1)[0]
+    player = MCTSPlayer(
+        HeuristicRootEvaluator(), SearchSettings(simulations=8, temperature_moves=0)
+    )
+    assert player.select_move(state, random.Random(0)) in wins
+    tree = player.search(state, random.Random(0))
+    assert tree.root.value_sum is not None
+    assert tree.root_value() == pytest.approx(tree.root.value_sum / tree.root.visit_count)
+    assert tree.root_value()[state.current_player - 1] > 0.5  # a won position for the mover
