@@ -98,7 +98,7 @@ class PlaySettings(BaseModel):
     amp: bool = True
     window_games: int = Field(default=20_000, ge=1)
     window_generations: int = Field(default=4, ge=1)
-    value_search_weight: float = Field(default=0.0, ge=0, le=1)
+    value_search_weight: float = Field(default=0.5, ge=0, le=1)
     augment: bool = Field(default=True, description="play only: random board symmetry")
     # evaluation.*
     eval_games: int = Field(default=200, ge=1, description="most games against the best")

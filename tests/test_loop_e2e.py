@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,3 +133,39 @@ def test_tiny_generation_end_to_end_then_resume(tmp_path: Path) -> None:
         s.event.match_id for s in events if s.event.type == "match.completed"
     )
     assert max(matches.values()) == 1
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Command lines of live (not zombie) processes that mention ``path``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            zombie = "State:\tZ" in (entry / "status").read_text()
+        except OSError:  # the process ended while being read
+            continue
+        if str(path) in command and not zombie:
+            found.append(command)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_a_stopped_learning_bench_stops_its_loop_and_server(tmp_path: Path) -> None:
+    state, log = tmp_path / "bench", tmp_path / "bench.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = ringloop(
+        "bench", "learning", "--preset", "tiny", "--minutes", "10", "--keep", str(state)
+    )
+    bench = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_file(state / "nats.url", bench)
+        time.sleep(2)  # the loop's handlers are starting
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=300) == 130, log.read_text()[-3000:]
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert "interrupted; the loop was stopped" in log.read_text()
+    assert processes_naming(state) == []  # no loop, handler or nats-server left behind

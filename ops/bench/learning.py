@@ -77,26 +77,52 @@ def _bench(args: argparse.Namespace, state: Path) -> int:
     (state / "settings.toml").write_text(f'[loop]\nconfigs = ["{args.config}"]\n')
     print(f"bench learning: {args.config}, preset {args.preset}, {args.minutes} min", flush=True)
     started = time.perf_counter()
-    _run_up(args, state)
+    if not _run_up(args, state):
+        print(f"bench learning: interrupted; the loop was stopped, its log is in {state}")
+        return 130
     seconds = time.perf_counter() - started
     report = asyncio.run(_report(args, state, seconds))
     _print_report(report, args.json)
     return 0
 
 
-def _run_up(args: argparse.Namespace, state: Path) -> None:
+class _Interrupted(Exception):
+    """The bench itself was asked to stop (SIGTERM or Ctrl-C)."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def _run_up(args: argparse.Namespace, state: Path) -> bool:
+    """Run the loop for the given minutes, then stop it (it drains); False if the bench was
+    interrupted first. Either way the loop (and its nats-server) is stopped, never orphaned."""
     argv = [sys.executable, "-m", "ops", "up", "--profile", args.preset, "--state-dir", str(state)]
     argv += ["--progress-every", "60", "--selfplay-workers", str(args.selfplay_workers)]
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     process = subprocess.Popen(argv)
+    completed = True
     try:
         process.wait(timeout=args.minutes * 60)
     except subprocess.TimeoutExpired:
+        pass
+    except (_Interrupted, KeyboardInterrupt):
+        completed = False
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second request does not cut the drain
+        _stop(process)
+        signal.signal(signal.SIGTERM, previous)
+    return completed
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        process.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def _report(args: argparse.Namespace, state: Path, seconds: float) -> dict[str, Any]:
