@@ -57,8 +57,9 @@ from projections.eventstore import EventStore
 
 NAME = "selfplay"
 # While a config has no model: heuristic-guided search whose root priors come from the
-# heuristic's one-ply scores, so its visit counts teach the first network something.
-BOOTSTRAP_TIER = "mcts-{}"
+# heuristic's one-ply scores, so its visit counts teach the first network something. Not
+# the ladder's mcts-<N> tier (uniform root priors), hence its own participant name.
+BOOTSTRAP_PARTICIPANT = "bootstrap-mcts-{}"
 HEARTBEAT_EVERY_S = 30.0  # a DaemonHeartbeat with throughput figures, at most this often
 
 log = structlog.get_logger(__name__)
@@ -123,7 +124,7 @@ def selfplay_agent(
     """The agent every seat of a selfplay game uses: the best model, else the bootstrap tier."""
     if network is None or model is None or model.artifact is None:
         return Agent(
-            BOOTSTRAP_TIER.format(settings.bootstrap_simulations),
+            BOOTSTRAP_PARTICIPANT.format(settings.bootstrap_simulations),
             evaluator=HeuristicRootEvaluator(root_temperature=settings.bootstrap_root_temperature),
             search=replace(
                 settings.search(selfplay=True), simulations=settings.bootstrap_simulations

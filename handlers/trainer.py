@@ -135,6 +135,7 @@ class SampleCache:
         self.search_weight = search_weight
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("drop table if exists samples")  # the cache before value blends
         self.db.execute(
             "create table if not exists game_samples (stream text, seq integer, "
             "search_weight real, generation integer, data blob, "

@@ -369,6 +369,7 @@ def test_bootstrap_selfplay_searches_from_heuristic_root_priors() -> None:
     assert isinstance(agent.evaluator, HeuristicRootEvaluator) and agent.noise
     assert agent.evaluator.root_temperature == TINY.bootstrap_root_temperature
     assert agent.search is not None and agent.search.simulations == TINY.bootstrap_simulations
+    assert agent.participant_id == f"bootstrap-mcts-{TINY.bootstrap_simulations}"
 
 
 def test_multiplayer_gating_rotates_seats_and_fills_them_with_distinct_baselines() -> None:
