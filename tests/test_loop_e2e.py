@@ -161,7 +161,10 @@ def test_a_stopped_learning_bench_stops_its_loop_and_server(tmp_path: Path) -> N
     bench = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_file(state / "nats.url", bench)
-        time.sleep(2)  # the loop's handlers are starting
+        deadline = time.monotonic() + 60
+        while not any(" run selfplay " in c for c in processes_naming(state)):
+            assert bench.poll() is None and time.monotonic() < deadline, "no handler started"
+            time.sleep(0.1)
         bench.send_signal(signal.SIGTERM)
         assert bench.wait(timeout=300) == 130, log.read_text()[-3000:]
     finally:
