@@ -170,14 +170,20 @@ class TrainingFailed(Event):
 
 
 class EvaluationStarted(Event):
+    """A gate opened: its plan. v2 adds ``games``, the gating games published per opponent
+    as EvalGameRequested work items (v1 gates were played inside one evaluator: none)."""
+
     type: Literal["evaluation.started"] = "evaluation.started"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     domain: ClassVar[str] = "eval"
     subject_name: ClassVar[str] = "started"
     config: ConfigName
     evaluation_id: str
     candidate: str
     opponents: list[str]
+    games: dict[str, int] = Field(
+        default_factory=dict, description="opponent -> gating games published against it"
+    )
 
 
 class OpponentResult(Part):
@@ -271,8 +277,13 @@ class EvalGameRequested(Event):
     evaluators from the work-queue stream RINGLOOP_WORK on ``work.eval.<config>``."""
 
     type: Literal["eval_game.requested"] = "eval_game.requested"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     config: ConfigName
+    context: Literal["tournament", "evaluation"] = Field(
+        default="tournament",
+        description="a tournament game, or a gating game (tournament_id is then the "
+        "evaluation_id); v2 adds it, v1 items were tournament games",
+    )
     tournament_id: str
     game_index: int = Field(ge=0)
     seats: list[SeatSpec] = Field(min_length=2, max_length=4)

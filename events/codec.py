@@ -46,7 +46,21 @@ def upcast_game_completed_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "version": 2, "root_values": None}
 
 
+def upcast_evaluation_started_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """EvaluationStarted v2 lists the gating games published per opponent; v1 gates were
+    played inside one evaluator and published none."""
+    return {**payload, "version": 2, "games": {}}
+
+
+def upcast_eval_game_requested_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """EvalGameRequested v2 says whether the game gates a candidate; v1 items were
+    tournament games."""
+    return {**payload, "version": 2, "context": "tournament"}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("evaluation.started", 1): upcast_evaluation_started_v1_v2,
+    ("eval_game.requested", 1): upcast_eval_game_requested_v1_v2,
     ("match.completed", 1): upcast_match_completed_v1_v2,
     ("game.completed", 1): upcast_game_completed_v1_v2,
 }

@@ -1,39 +1,83 @@
-"""What reacts to what: one line per stage, from the event it consumes to its handler.
+"""What reacts to what: `REACTIONS` maps each event class to the handler functions it triggers,
+and that table *is* the wiring — ops.wiring builds one durable consumer per entry from it
+(subjects and durable name derived from the event class, dependencies from the handler's
+parameters). A stage is a module: `ringloop run <stage>` runs every reaction of one module.
 
-| consumes                                   | handler (module)                  | emits                                     |
-|--------------------------------------------|-----------------------------------|-------------------------------------------|
-| (a worker loop holding a selfplay slot); ModelPromoted: reload weights | selfplay.run_worker, selfplay (nudge) | GameCompleted (selfplay) |
-| GameCompleted (selfplay)                   | data_gate.on_game_completed       | TrainingRequested                         |
-| TrainingRequested (holding a training slot) | trainer.on_training_requested    | TrainingStarted, TrainingCompleted + ModelRegistered / TrainingFailed |
-| TrainingCompleted (holding an evaluation slot) | evaluator.on_training_completed | EvaluationStarted, GameCompleted (eval), MatchCompleted, EvaluationCompleted |
-| EvalGameRequested (work.eval.*, RINGLOOP_WORK) | tournament.serve (evaluator work) | GameCompleted (eval), MatchCompleted |
-| MatchCompleted                             | elo_rater.on_match_completed      | EloUpdated                                |
-| EvaluationCompleted                        | promoter.on_evaluation_completed  | ModelPromoted / ModelRejected             |
-| EloUpdated                                 | promoter.on_elo_updated           | ModelRolledBack (regression watch)        |
-| ModelPromoted, ModelRejected, EloUpdated   | curriculum.on_loop_event          | CurriculumRebalanced                      |
-| TrainingCompleted/Failed, EvaluationCompleted, ModelRejected | feedback.on_loop_event | FeedbackSignalRaised            |
-| TaskStarted                                | coordinator.on_task_started       | TaskFinished (expired leases)             |
+What happens after TrainingCompleted: `gating.on_training_completed` opens a gate
+(EvaluationStarted + one EvalGameRequested work item per game, on RINGLOOP_WORK) and
+`feedback.raise_signals` checks the losses; any number of `evaluator` processes play the
+items (GameCompleted + MatchCompleted each); `gating.on_match_completed` decides the gate
+from the gating read model once the SPRT or the game cap says so (EvaluationCompleted);
+`promoter.on_evaluation_completed` promotes or rejects; selfplay swaps to the new best on
+ModelPromoted; the Elo rater, curriculum and feedback follow the same table.
 
-The play stages take leases through coordinator.TaskCoordinator (TaskStarted, TaskFinished,
-TaskRefused), bounded by LoopSettings.tasks; a trainer or evaluator refused a slot naks its
-input for a later retry, a selfplay worker waits for one.
-
-Readers of the loop's read models: selfplay reads curriculum weights and feedback knobs
-(handlers.feedback.knobs), the trainer the batch size knob, the evaluator the registry's
-current best. The composition root (ops.app, ops.loop_wiring) binds each handler to its
-dependencies and the runtime; every threshold comes from handlers.settings.LoopSettings.
+Beside the reactions, `DAEMONS` names the long-running producers: the selfplay worker plays
+games (GameCompleted) while it holds a selfplay slot. Both tables are built on first use
+(importing the stages pulls in torch, which a command that only reads settings must not).
 """
 
-REACTIONS: dict[str, list[str]] = {
-    "model.promoted": ["selfplay", "curriculum.on_loop_event"],  # selfplay: reload weights
-    "game.completed": ["data_gate.on_game_completed"],
-    "training.requested": ["trainer.on_training_requested"],
-    "training.completed": ["evaluator.on_training_completed", "feedback.on_loop_event"],
-    "eval_game.requested": ["tournament.serve"],  # work items, from RINGLOOP_WORK
-    "training.failed": ["feedback.on_loop_event"],
-    "match.completed": ["elo_rater.on_match_completed"],
-    "evaluation.completed": ["promoter.on_evaluation_completed", "feedback.on_loop_event"],
-    "elo.updated": ["promoter.on_elo_updated", "curriculum.on_loop_event"],
-    "model.rejected": ["curriculum.on_loop_event", "feedback.on_loop_event"],
-    "task.started": ["coordinator.on_task_started"],
-}
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+
+@cache
+def _reactions() -> dict[type, tuple[Callable[..., Any], ...]]:
+    from events import (
+        EloUpdated,
+        EvalGameRequested,
+        EvaluationCompleted,
+        GameCompleted,
+        MatchCompleted,
+        ModelPromoted,
+        ModelRejected,
+        ModelRolledBack,
+        TaskStarted,
+        TrainingCompleted,
+        TrainingFailed,
+        TrainingRequested,
+    )
+    from handlers import (
+        coordinator,
+        curriculum,
+        data_gate,
+        elo_rater,
+        evaluator,
+        feedback,
+        gating,
+        promoter,
+        selfplay,
+        trainer,
+    )
+
+    return {
+        GameCompleted: (data_gate.on_game_completed,),
+        TrainingRequested: (trainer.on_training_requested,),
+        TrainingCompleted: (gating.on_training_completed, feedback.raise_signals),
+        TrainingFailed: (feedback.raise_signals,),
+        EvalGameRequested: (evaluator.on_eval_game_requested,),
+        MatchCompleted: (elo_rater.on_match_completed, gating.on_match_completed),
+        EvaluationCompleted: (promoter.on_evaluation_completed, feedback.raise_signals),
+        EloUpdated: (promoter.on_elo_updated, curriculum.rebalance),
+        ModelPromoted: (curriculum.rebalance, selfplay.on_model_changed),
+        ModelRejected: (curriculum.rebalance, feedback.raise_signals),
+        ModelRolledBack: (selfplay.on_model_changed,),
+        TaskStarted: (coordinator.on_task_started,),
+    }
+
+
+@cache
+def _daemons() -> dict[str, Callable[..., Any]]:
+    from handlers import selfplay
+
+    return {selfplay.NAME: selfplay.run_worker}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "REACTIONS":
+        return _reactions()
+    if name == "DAEMONS":
+        return _daemons()
+    raise AttributeError(f"module 'handlers' has no attribute {name!r}")

@@ -41,13 +41,20 @@ from events import (
     TaskStarted,
 )
 from events.streams import LEASES_BUCKET
-from handlers.runtime import Waiting
+from handlers.runtime import Consumer, Waiting
 from handlers.settings import LoopSettings
 from projections.eventstore import WRONG_LAST_SEQUENCE, EventStore
 from projections.pipeline import task as task_row
 from projections.tables import Tables
 
 NAME = "coordinator"
+
+
+def consumer(settings: LoopSettings) -> Consumer:
+    """A running task's TaskStarted is looked at again once per lease TTL until it ends."""
+    return Consumer(batch=16, max_deliver=100_000, nak_delays=(settings.tasks.lease_ttl_s,))
+
+
 LOOP_KEY = "loop"
 TASK_TYPES = ("training", "evaluation", "selfplay")
 

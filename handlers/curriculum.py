@@ -65,7 +65,7 @@ def weight(inputs: CurriculumInput, settings: LoopSettings) -> float:
     return round(min(max(raw, curriculum.min_weight), curriculum.max_weight), 6)
 
 
-def on_loop_event(
+def rebalance(
     event: Event,
     *,
     curriculum: Tables,

@@ -22,7 +22,7 @@ def current_rating(view: Tables, config: str, key: str) -> float:
 
 
 def on_match_completed(
-    event: Event, *, view: Tables, producer: Producer, k: float = K_FACTOR
+    event: Event, *, elo: Tables, producer: Producer, k: float = K_FACTOR
 ) -> Append | None:
     """Rate one match from the Elo read model as of its latest update for the config.
 
@@ -32,17 +32,17 @@ def on_match_completed(
     if not isinstance(event, MatchCompleted):
         return None
     config = event.config
-    match_row = view.get("elo_matches", config, event.match_id)
+    match_row = elo.get("elo_matches", config, event.match_id)
     if match_row is not None and match_row["rated_seq"] is not None:
         return None  # already rated: a redelivery or a second copy of the match
     ranks = {p.key: p.rank for p in event.participants}
-    before = {key: current_rating(view, config, key) for key in ranks}
+    before = {key: current_rating(elo, config, key) for key in ranks}
     after = elo_update(before, ranks, k=k)
     changes = [
         RatingChange(participant_id=key, before=before[key], after=after[key], rank=ranks[key])
         for key in ranks
     ]
-    state = view.get("elo_config_state", config)
+    state = elo.get("elo_config_state", config)
     updated = event.caused(
         EloUpdated,
         "elo",

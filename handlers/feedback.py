@@ -83,7 +83,7 @@ def clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def on_loop_event(
+def raise_signals(
     event: Event, *, feedback: Tables, settings: LoopSettings, producer: Producer
 ) -> Sequence[Event]:
     """Raise the signals this event completes; nothing twice for one input (redelivery)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.rating import DEFAULT_RATING
-from engine.stats import sprt, wilson_interval
+from engine.stats import sprt_bounds
 from events import (
     EloUpdated,
     EvaluationCompleted,
@@ -26,10 +26,10 @@ from events import (
     Producer,
 )
 from events.catalogue import OpponentResult
+from events.participants import BASELINES
 from handlers.runtime import Append
 from handlers.settings import LoopSettings
 from projections.registry import (
-    BASELINE_OPPONENTS,
     config_row,
     current_best,
     model_row,
@@ -51,21 +51,6 @@ class Verdict:
     statistic: float
     threshold: float
     reason: str
-
-
-def on_loop_event(
-    event: Event, *, registry: Tables, elo: Tables, settings: LoopSettings, producer: Producer
-) -> Append | None:
-    match event:
-        case EvaluationCompleted():
-            return on_evaluation_completed(
-                event, registry=registry, settings=settings, producer=producer
-            )
-        case EloUpdated():
-            return on_elo_updated(
-                event, registry=registry, elo=elo, settings=settings, producer=producer
-            )
-    return None
 
 
 def on_evaluation_completed(
@@ -148,26 +133,25 @@ def _head_to_head(results: dict[str, OpponentResult], best: Row) -> OpponentResu
     for name in (best["model_id"], rating_key(best), "best"):
         if name in results:
             return results[name]
-    rivals = [r for name, r in results.items() if name not in BASELINE_OPPONENTS]
+    rivals = [r for name, r in results.items() if name not in BASELINES]
     return rivals[0] if len(rivals) == 1 else None
 
 
 def _head_to_head_verdict(result: OpponentResult, best_id: str, settings: LoopSettings) -> Verdict:
+    """Judge the head-to-head by the gate's own SPRT decision and Wilson bound (computed once,
+    by handlers.gating, and carried in the EvaluationCompleted)."""
     gates, test = settings.promotion, settings.evaluation.sprt
-    decided = sprt(result.wins, result.draws, result.losses,  # type: ignore[arg-type]
-                   elo0=test.elo0, elo1=test.elo1, alpha=test.alpha, beta=test.beta)  # fmt: skip
-    low, _ = wilson_interval(
-        result.score * result.games, result.games, settings.evaluation.confidence
-    )
+    _, upper = sprt_bounds(test.alpha, test.beta)
+    llr, decision, low = result.llr or 0.0, result.sprt or "continue", result.wilson_low
     record = (f"against {best_id}: W{result.wins:g} D{result.draws:g} L{result.losses:g} "
-              f"score {result.score:.3f}, LLR {decided.llr:.2f} ({decided.decision}), "
+              f"score {result.score:.3f}, LLR {llr:.2f} ({decision}), "
               f"Wilson low {low:.3f}")  # fmt: skip
-    if gates.head_to_head != "wilson" and decided.decision == "accept":
-        return Verdict(True, "sprt", decided.llr, decided.upper, f"SPRT accepted {record}")
+    if gates.head_to_head != "wilson" and decision == "accept":
+        return Verdict(True, "sprt", llr, upper, f"SPRT accepted {record}")
     if gates.head_to_head != "sprt" and low > gates.wilson_threshold:
         return Verdict(True, "wilson", low, gates.wilson_threshold, f"Wilson bound passed {record}")
     if gates.head_to_head == "sprt":
-        return Verdict(False, "sprt", decided.llr, decided.upper, f"SPRT did not accept {record}")
+        return Verdict(False, "sprt", llr, upper, f"SPRT did not accept {record}")
     return Verdict(False, "head_to_head", low, gates.wilson_threshold,
                    f"neither SPRT accept nor Wilson low > {gates.wilson_threshold:g} {record}")  # fmt: skip
 

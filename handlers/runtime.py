@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats.errors
 import structlog
@@ -55,6 +57,41 @@ class Append:
 
 Result = Sequence[Event] | Append | None
 Handle = Callable[[Event], Result | Awaitable[Result]]
+# A batch handler gets every event of one fetch and returns one outcome per event: its
+# result, or the exception that event failed with (settled as if raised for it alone).
+Outcome = Result | Exception
+HandleBatch = Callable[[list[Event]], Awaitable[list[Outcome]]]
+
+
+def batched(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a handler as taking the whole fetched batch (a list of events) at once."""
+    function.batched = True  # type: ignore[attr-defined]
+    return function
+
+
+def is_batched(function: Callable[..., Any]) -> bool:
+    return bool(getattr(function, "batched", False))
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """How every reaction of a stage consumes (each reaction has its own durable consumer).
+
+    A stage module may define ``consumer(settings) -> Consumer``; without one it gets these
+    defaults. ``per_process``: each process gets its own consumer of new events only (every
+    copy must see them: selfplay swapping weights), removed by the server once idle.
+    """
+
+    batch: int = 32
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    nak_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
+    wait_in_place: bool = False
+    blocking: bool = False
+    per_process: bool = False
+
+
+PER_PROCESS_IDLE_S = 300.0  # a per-process consumer with no client this long is removed
 
 
 @dataclass(frozen=True)
@@ -76,6 +113,8 @@ class HandlerSpec:
     deliver_new_only: bool = False
     on_stop: Callable[[], None] | None = None
     wait_in_place: bool = False
+    handle_batch: HandleBatch | None = None
+    per_process: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +131,7 @@ class HandlerRuntime:
         self.spec = spec
         self.store = store
         self.producer = Producer.current(spec.name)
+        self.durable = f"{spec.name}-{uuid.uuid4().hex[:8]}" if spec.per_process else spec.name
         self.processed = 0
         self.failed = 0
         self._stopping = asyncio.Event()
@@ -108,25 +148,25 @@ class HandlerRuntime:
 
     async def ensure_consumer(self) -> None:
         spec = self.spec
+        new_only = spec.deliver_new_only or spec.per_process
         config = ConsumerConfig(
-            durable_name=spec.name,
+            durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=spec.ack_wait,
             max_deliver=spec.max_deliver,
             max_ack_pending=spec.max_ack_pending,
-            deliver_policy=DeliverPolicy.NEW if spec.deliver_new_only else DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.NEW if new_only else DeliverPolicy.ALL,
             filter_subjects=list(spec.subjects),
+            inactive_threshold=PER_PROCESS_IDLE_S if spec.per_process else None,
         )
         try:
-            await self.store.js.consumer_info(spec.stream, spec.name)
+            await self.store.js.consumer_info(spec.stream, self.durable)
         except NotFoundError:
             await self.store.js.add_consumer(spec.stream, config)
 
     async def run(self) -> None:
         await self.ensure_consumer()
-        sub = await self.store.js.pull_subscribe_bind(
-            durable=self.spec.name, stream=self.spec.stream
-        )
+        sub = await self.store.js.pull_subscribe_bind(durable=self.durable, stream=self.spec.stream)
         log.info("handler_started", handler=self.spec.name, subjects=self.spec.subjects)
         try:
             while not self._stopping.is_set():
@@ -134,6 +174,9 @@ class HandlerRuntime:
                     messages = await sub.fetch(self.spec.batch, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue  # nats-py 2.16 raises either when no message arrives
+                if self.spec.handle_batch is not None and len(messages) > 1:
+                    await self.process_batch(messages)
+                    continue
                 for msg in messages:
                     await self.process(msg)
         finally:
@@ -144,8 +187,6 @@ class HandlerRuntime:
 
     async def process(self, msg: Msg) -> None:
         """Handle one delivery; it always ends in exactly one of ack, nak or term."""
-        meta = msg.metadata
-        deliveries = meta.num_delivered or 1
         settled = False
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
@@ -154,22 +195,71 @@ class HandlerRuntime:
             await msg.ack_sync()
             settled = True
             self.processed += 1
-        except (EventDecodeError, ValueError) as exc:
-            await self._dead_letter(msg, exc, deliveries)
-            await msg.term()
-            settled = True
         except asyncio.CancelledError:
             raise
-        except Interrupted:
-            await msg.nak()
+        except Exception as exc:
+            await self._settle_failure(msg, exc)
             settled = True
-            log.info("handler_interrupted", handler=self.spec.name, seq=meta.sequence.stream)
-        except Exception as exc:  # transient, or unknown: retried, then dead-lettered
-            settled = await self._retry_or_dead_letter(msg, exc, deliveries)
         finally:
             heartbeat.cancel()
             if not settled:
                 await _quietly(msg.nak())
+
+    async def process_batch(self, messages: list[Msg]) -> None:
+        """Handle one fetch with the spec's batch handler; each message is settled on its own
+        outcome (ack after its events are appended, or its error's nak / term)."""
+        assert self.spec.handle_batch is not None
+        beats = [asyncio.create_task(self._heartbeat(msg)) for msg in messages]
+        settled: set[int] = set()
+        try:
+            decoded: list[tuple[Msg, Event]] = []
+            for msg in messages:
+                try:
+                    decoded.append((msg, decode(msg.data)))
+                except EventDecodeError as exc:
+                    await self._settle_failure(msg, exc)
+                    settled.add(id(msg))
+            if not decoded:
+                return
+            if self.spec.refresh is not None:
+                await self.spec.refresh()
+            try:
+                outcomes = await self.spec.handle_batch([event for _, event in decoded])
+            except Exception as exc:  # the batch as a whole failed: every message shares it
+                outcomes = [exc] * len(decoded)
+            for (msg, _), outcome in zip(decoded, outcomes, strict=True):
+                try:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    await self._append(outcome)
+                    await msg.ack_sync()
+                    self.processed += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    await self._settle_failure(msg, exc)
+                settled.add(id(msg))
+        finally:
+            for beat in beats:
+                beat.cancel()
+            for msg in messages:
+                if id(msg) not in settled:
+                    await _quietly(msg.nak())
+
+    async def _settle_failure(self, msg: Msg, exc: Exception) -> None:
+        """The acknowledgement an error earns: poison is dead-lettered, an interrupted input
+        nak'ed at once, anything else retried with a growing delay, then dead-lettered."""
+        deliveries = msg.metadata.num_delivered or 1
+        if isinstance(exc, EventDecodeError | ValueError):
+            await self._dead_letter(msg, exc, deliveries)
+            await msg.term()
+        elif isinstance(exc, Interrupted):
+            await msg.nak()
+            log.info(
+                "handler_interrupted", handler=self.spec.name, seq=msg.metadata.sequence.stream
+            )
+        else:
+            await self._retry_or_dead_letter(msg, exc, deliveries)
 
     async def _retry_or_dead_letter(self, msg: Msg, exc: Exception, deliveries: int) -> bool:
         if deliveries >= self.spec.max_deliver:

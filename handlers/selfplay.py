@@ -23,43 +23,38 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
-import torch
 
 from engine import GameConfig
-from engine.network import load_checkpoint
-from engine.players.evaluators import HeuristicRootEvaluator
-from engine.players.neural import NetworkEvaluator
-from events import CurriculumRebalanced, DaemonHeartbeat, GameCompleted, Producer, SeatAssignment
+from engine.players.mcts import SearchSettings
+from events import DaemonHeartbeat, Event, GameCompleted, ModelPromoted, ModelRolledBack, Producer
+from handlers.agents import bootstrap_agent, model_agent, search_settings
 from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
-from handlers.play_common import (
-    Agent,
-    Cancelled,
-    ModelRef,
-    PlayedGame,
-    PlaySettings,
-    SlotLost,
-    best_model,
-    checkpoint_cache,
-    ensure_held,
-    fetch_checkpoint,
-    last_event,
-    model_agent,
-    play_games,
-    play_settings,
-    tuned,
-)
+from handlers.feedback import knobs
+from handlers.games import Cancelled, game_completed, play_games
+from handlers.models import ModelRef, best_model, checkpoint_cache, fetch_checkpoint
+from handlers.runtime import Consumer
+from handlers.settings import LoopSettings
+from handlers.slots import SlotLost, ensure_held
+from projections.curriculum import weights as curriculum_weights
 from projections.eventstore import EventStore
+from projections.tables import Tables
+
+if TYPE_CHECKING:
+    from engine.players.neural import NetworkEvaluator
 
 NAME = "selfplay"
-# While a config has no model: heuristic-guided search whose root priors come from the
-# heuristic's one-ply scores, so its visit counts teach the first network something. Not
-# the ladder's mcts-<N> tier (uniform root priors), hence its own participant name.
-BOOTSTRAP_PARTICIPANT = "bootstrap-mcts-{}"
+
+
+def consumer(settings: LoopSettings) -> Consumer:
+    """Every selfplay process sees every promotion (its own consumer of new events)."""
+    return Consumer(batch=8, per_process=True)
+
+
 HEARTBEAT_EVERY_S = 30.0  # a DaemonHeartbeat with throughput figures, at most this often
 
 log = structlog.get_logger(__name__)
@@ -68,77 +63,21 @@ log = structlog.get_logger(__name__)
 # ---------------------------------------------------------------- pure pieces
 
 
-def game_completed(
-    played: PlayedGame,
-    *,
-    purpose: str,
-    game_id: str,
-    producer: Producer,
-    model_id: str | None = None,
-    generation: int = 0,
-    **envelope: Any,
-) -> GameCompleted:
-    """The GameCompleted record of a played game (moves and visits in compact notation).
-
-    ``envelope`` may set event_id, causation_id and correlation_id (derived ids).
-    """
-    searched = any(v is not None for v in played.visits)
-    return GameCompleted(
-        **envelope,
-        producer=producer,
-        config=played.config.name,
-        purpose=purpose,  # type: ignore[arg-type]
-        game_id=game_id,
-        seats=[
-            SeatAssignment(seat=i, participant_id=a.participant_id, model_sha256=a.model_sha256)
-            for i, a in enumerate(played.seats, 1)
-        ],
-        winner=played.winner,
-        ranking=played.ranking,
-        termination=played.termination,
-        moves=[m.to_notation() for m in played.moves],
-        visits=[
-            {m.to_notation(): c for m, c in v.items() if c > 0} if v is not None else {}
-            for v in played.visits
-        ]
-        if searched
-        else None,
-        root_values=[
-            [round(float(x), 4) for x in v] if v is not None else None for v in played.root_values
-        ]
-        if searched
-        else None,
-        model_id=model_id,
-        generation=generation,
-        seed=played.seed,
-        duration_s=round(played.duration_s, 4),
-    )
-
-
-def selfplay_agent(
-    config: GameConfig,
-    settings: PlaySettings,
-    network: NetworkEvaluator | None,
-    model: ModelRef | None,
-) -> Agent:
-    """The agent every seat of a selfplay game uses: the best model, else the bootstrap tier."""
-    if network is None or model is None or model.artifact is None:
-        return Agent(
-            BOOTSTRAP_PARTICIPANT.format(settings.bootstrap_simulations),
-            evaluator=HeuristicRootEvaluator(root_temperature=settings.bootstrap_root_temperature),
-            search=replace(
-                settings.search(selfplay=True), simulations=settings.bootstrap_simulations
-            ),
-            noise=True,
-        )
-    return model_agent(
-        model.model_id, network, settings, selfplay=True, sha256=model.artifact.sha256
+def selfplay_search(
+    loop: LoopSettings, feedback: Tables, config: str, *, bootstrap: bool
+) -> SearchSettings:
+    """Selfplay's search for a config: with feedback's exploration knob; the bootstrap
+    budget while the config has no model."""
+    fraction = knobs(feedback, config, loop).dirichlet_fraction
+    return search_settings(
+        loop, "bootstrap" if bootstrap else "selfplay", dirichlet_fraction=fraction
     )
 
 
 def play_selfplay_batch(
     config: GameConfig,
-    settings: PlaySettings,
+    loop: LoopSettings,
+    search: SearchSettings,
     *,
     seed: int,
     producer: Producer,
@@ -147,19 +86,27 @@ def play_selfplay_batch(
     games: int | None = None,
     stop: threading.Event | None = None,
 ) -> list[GameCompleted]:
-    """Play a batch of selfplay games (all seats the same agent) and record them."""
-    count = games or settings.parallel_games
-    agent = selfplay_agent(config, settings, network, model)
+    """Play a batch of selfplay games (all seats the same agent) and record them: the best
+    model's search, or the bootstrap search while the config has none."""
+    count = games or loop.selfplay.games_per_task
+    with_model = network is not None and model is not None and model.artifact is not None
+    agent = (
+        model_agent(model.model_id, network, search, sha256=model.artifact.sha256, noise=True)  # type: ignore[union-attr, arg-type]
+        if with_model
+        else bootstrap_agent(loop, search)
+    )
     seeds = [_game_seed(seed, i) for i in range(count)]
-    played = play_games(config, [[agent] * config.num_players] * count, seeds, settings, stop=stop)
+    played = play_games(config, [[agent] * config.num_players] * count, seeds,
+                        max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
+                        stop=stop)  # fmt: skip
     return [
         game_completed(
             game,
             purpose="selfplay",
             game_id=f"sp-{config.name}-{game.seed:016x}",
             producer=producer,
-            model_id=model.model_id if network is not None and model else None,
-            generation=model.generation if network is not None and model else 0,
+            model_id=model.model_id if with_model and model else None,
+            generation=model.generation if with_model and model else 0,
         )
         for game in played
     ]
@@ -202,7 +149,8 @@ class ChildPlayer:
     async def play(
         self,
         config: GameConfig,
-        settings: PlaySettings,
+        loop: LoopSettings,
+        search: SearchSettings,
         seed: int,
         producer: Producer,
         model: ModelRef | None,
@@ -211,7 +159,7 @@ class ChildPlayer:
         sha = model.artifact.sha256 if model and model.artifact and checkpoint else None
         payload = checkpoint if sha and sha not in self.sent else None
         future = asyncio.get_running_loop().run_in_executor(
-            self.pool, _child_play, config.name, settings, seed, producer, model, sha, payload
+            self.pool, _child_play, config.name, loop, search, seed, producer, model, sha, payload
         )
         records = await future
         if sha:
@@ -227,6 +175,8 @@ _CHILD: dict[str, Any] = {}
 
 
 def _child_init(halt: Any) -> None:
+    import torch
+
     torch.set_num_threads(1)  # one core per selfplay process; the search is the bottleneck
     _CHILD["halt"] = halt
     _CHILD["networks"] = {}
@@ -234,13 +184,17 @@ def _child_init(halt: Any) -> None:
 
 def _child_play(
     config: str,
-    settings: PlaySettings,
+    loop: LoopSettings,
+    search: SearchSettings,
     seed: int,
     producer: Producer,
     model: ModelRef | None,
     sha: str | None,
     checkpoint: bytes | None,
 ) -> list[GameCompleted]:
+    from engine.network import load_checkpoint
+    from engine.players.neural import NetworkEvaluator
+
     networks: dict[str, NetworkEvaluator] = _CHILD["networks"]
     if sha is not None and sha not in networks:
         if checkpoint is None:
@@ -249,7 +203,8 @@ def _child_play(
         networks[sha] = NetworkEvaluator(load_checkpoint(checkpoint)[0])
     return play_selfplay_batch(
         GameConfig.parse(config),
-        settings,
+        loop,
+        search,
         seed=seed,
         producer=producer,
         network=networks.get(sha) if sha else None,
@@ -260,42 +215,44 @@ def _child_play(
 
 @dataclass
 class SelfplayWorker:
-    """The I/O around the pure pieces: best model per config, curriculum, appending games.
+    """The I/O around the pure pieces: the model each config plays with, the curriculum's
+    choice of config, appending games. Reads come from read models followed in this process
+    (``views``: registry, curriculum, feedback); the model of a config changes only when a
+    ModelPromoted or ModelRolledBack reaches `on_model_changed` (or at start-up).
 
     Batches run in a thread, or in a child process when ``child`` is given.
     """
 
     store: EventStore
-    settings: PlaySettings
+    settings: LoopSettings
+    views: Mapping[str, Tables]
     cache_dir: Path
     producer: Producer = field(default_factory=lambda: Producer.current(NAME))
     child: ChildPlayer | None = None
     worker_id: str = field(default_factory=lambda: f"{NAME}-{uuid.uuid4().hex[:12]}")
+    models: dict[str, ModelRef | None] = field(default_factory=dict)
     loaded: dict[str, tuple[str, bytes, NetworkEvaluator | None]] = field(default_factory=dict)
     batches: int = 0
     games: int = 0
     moves: int = 0
     seconds: float = 0.0
 
-    async def curriculum_weights(self) -> dict[str, float]:
-        found = await last_event(self.store, "loop.curriculum.rebalanced")
-        if found is None or not isinstance(found[1], CurriculumRebalanced):
-            return {}
-        return dict(found[1].weights)
+    def model_of(self, config: str) -> ModelRef | None:
+        """The model a config's games are played with (the registry's best at first use)."""
+        if config not in self.models:
+            self.models[config] = best_model(self.views["registry"], config)
+        return self.models[config]
 
-    async def network_for(self, config: str) -> tuple[ModelRef | None, NetworkEvaluator | None]:
-        """The config's best model, loaded once per sha256 (a promotion swaps it in)."""
-        model, checkpoint = await self._checkpoint_for(config)
-        if model is None or checkpoint is None:
-            return None, None
-        sha, data, network = self.loaded[config]
-        if network is None:
-            network = NetworkEvaluator(load_checkpoint(data)[0])
-            self.loaded[config] = (sha, data, network)
-        return model, network
+    def swap(self, config: str) -> None:
+        """Play the config's next batch with the registry's current best."""
+        model = best_model(self.views["registry"], config)
+        if model != self.models.get(config):
+            log.info("selfplay_model_swapped", config=config,
+                     model_id=model.model_id if model else None, worker=self.worker_id)  # fmt: skip
+        self.models[config] = model
 
     async def _checkpoint_for(self, config: str) -> tuple[ModelRef | None, bytes | None]:
-        model = await best_model(self.store, config)
+        model = self.model_of(config)
         if model is None or model.artifact is None:
             return None, None
         current = self.loaded.get(config)
@@ -305,6 +262,19 @@ class SelfplayWorker:
             log.info("selfplay_model_loaded", config=config, model_id=model.model_id)
         return model, self.loaded[config][1]
 
+    async def _network_for(self, config: str) -> tuple[ModelRef | None, NetworkEvaluator | None]:
+        model, checkpoint = await self._checkpoint_for(config)
+        if model is None or checkpoint is None:
+            return None, None
+        sha, data, network = self.loaded[config]
+        if network is None:
+            from engine.network import load_checkpoint
+            from engine.players.neural import NetworkEvaluator
+
+            network = NetworkEvaluator(load_checkpoint(data)[0])
+            self.loaded[config] = (sha, data, network)
+        return model, network
+
     async def batch(
         self,
         rng: random.Random,
@@ -313,21 +283,23 @@ class SelfplayWorker:
     ) -> list[GameCompleted]:
         """Play and append one batch; returns the games appended. With ``kept``, the batch
         is appended only while that slot's lease still holds (SlotLost otherwise)."""
-        config = choose_config(await self.curriculum_weights(), self.settings.configs, rng)
-        settings = await tuned(self.store, config.name, self.settings)
+        weights = curriculum_weights(self.views["curriculum"])
+        config = choose_config(weights, self.settings.configs, rng)
         seed = rng.getrandbits(63)
         started = time.perf_counter()
         if self.child is not None:
             model, checkpoint = await self._checkpoint_for(config.name)
+            search = self._search(config.name, model)
             records = await self.child.play(
-                config, settings, seed, self.producer, model, checkpoint
+                config, self.settings, search, seed, self.producer, model, checkpoint
             )
         else:
-            model, network = await self.network_for(config.name)
+            model, network = await self._network_for(config.name)
             records = await asyncio.to_thread(
                 play_selfplay_batch,
                 config,
-                settings,
+                self.settings,
+                self._search(config.name, model),
                 seed=seed,
                 producer=self.producer,
                 network=network,
@@ -341,6 +313,10 @@ class SelfplayWorker:
         self.games += len(records)
         self.moves += sum(len(r.moves) for r in records)
         return records
+
+    def _search(self, config: str, model: ModelRef | None) -> SearchSettings:
+        bootstrap = model is None or model.artifact is None
+        return selfplay_search(self.settings, self.views["feedback"], config, bootstrap=bootstrap)
 
     def heartbeat(self) -> DaemonHeartbeat:
         rate = self.seconds or 1e-9
@@ -356,26 +332,14 @@ class SelfplayWorker:
         )
 
 
-class AppLike(Protocol):
-    """What the worker needs of ops.app.App (handlers do not import ops)."""
-
-    store: EventStore
-
-    @property
-    def settings(self) -> Any: ...
-
-
-async def run(app: AppLike, stop: asyncio.Event) -> SelfplayWorker:
-    """The selfplay daemon of a process: `ringloop run selfplay`, `ringloop up`."""
-    settings = play_settings(app.settings.loop)
-    tasks = TaskCoordinator(app.store, app.settings.loop, Producer.current(NAME))
-    return await run_worker(app.store, settings, app.settings.state_dir, stop, tasks=tasks)
+def on_model_changed(event: Event, *, registry: Tables, worker: SelfplayWorker) -> None:
+    """ModelPromoted / ModelRolledBack: the config's next batch plays the new best."""
+    if isinstance(event, ModelPromoted | ModelRolledBack):
+        worker.swap(event.config)
 
 
 async def run_worker(
-    store: EventStore,
-    settings: PlaySettings,
-    state_dir: Path,
+    worker: SelfplayWorker,
     stop: asyncio.Event,
     *,
     seed: int | None = None,
@@ -383,15 +347,10 @@ async def run_worker(
     tasks: TaskCoordinator | None = None,
 ) -> SelfplayWorker:
     """Play batches until ``stop`` is set (a batch in flight is abandoned, never half-appended),
-    holding a selfplay slot of this host throughout when ``tasks`` is given.
-
-    With ``settings.selfplay_processes`` > 0 the games are played in a child process.
-    """
-    child = ChildPlayer() if settings.selfplay_processes > 0 else None
-    worker = SelfplayWorker(store, settings, checkpoint_cache(state_dir), child=child)
+    holding a selfplay slot of this host throughout when ``tasks`` is given."""
     rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8)))
     halt = threading.Event()
-    watcher = asyncio.create_task(_relay(stop, halt, child))
+    watcher = asyncio.create_task(_relay(stop, halt, worker.child))
     session = _Session(worker, rng, halt, stop, max_batches)
     try:
         if tasks is None:
@@ -400,9 +359,17 @@ async def run_worker(
             await _play_in_slots(session, tasks)
     finally:
         watcher.cancel()
-        if child is not None:
-            await asyncio.to_thread(child.close)
+        if worker.child is not None:
+            await asyncio.to_thread(worker.child.close)
     return worker
+
+
+def new_worker(
+    store: EventStore, settings: LoopSettings, views: Mapping[str, Tables], state_dir: Path
+) -> SelfplayWorker:
+    """A worker with a child process for its games when ``selfplay.processes`` is 1."""
+    child = ChildPlayer() if settings.selfplay.processes > 0 else None
+    return SelfplayWorker(store, settings, views, checkpoint_cache(state_dir), child=child)
 
 
 @dataclass

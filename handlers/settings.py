@@ -12,10 +12,11 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from events.envelope import CONFIG_PATTERN
+from events.participants import BASELINES
 
 BOARDS = ("square8", "hex8", "square19", "hexagonal")
 ALL_CONFIGS = tuple(f"{board}_{n}p" for board in BOARDS for n in (2, 3, 4))
-BASELINES = ("random", "heuristic")
+TIER_PATTERN = r"random|heuristic|mcts-[1-9][0-9]*|d[1-5]"  # the names engine.tiers.tier knows
 
 
 class LoopSettingsError(ValueError):
@@ -97,6 +98,7 @@ class TrainingSettings(_Section):
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0, lt=1)
     amp: bool = True
+    augment: bool = Field(default=True, description="train on a random board symmetry")
 
     @field_validator("networks")
     @classmethod
@@ -114,18 +116,33 @@ class TrainingSettings(_Section):
 
 
 class SelfplaySettings(_Section):
-    """How selfplay games are generated."""
+    """How selfplay games are generated (and the search every play stage shares)."""
 
     simulations: int = Field(default=200, ge=1, le=100_000)
+    c_puct: float = Field(default=1.5, gt=0, description="PUCT exploration constant")
     dirichlet_alpha: float = Field(default=0.3, gt=0)
     dirichlet_fraction: float = Field(default=0.25, ge=0, le=1)
     temperature: float = Field(default=1.0, ge=0, description="move-sampling temperature early on")
     temperature_moves: int = Field(
-        default=20, ge=0, description="moves played at `temperature` before `final_temperature`"
+        default=20,
+        ge=0,
+        description="opening moves sampled at `temperature`; then the most visited",
     )
-    final_temperature: float = Field(default=0.0, ge=0)
-    max_moves: int = Field(default=400, ge=1)
-    games_per_task: int = Field(default=8, ge=1, description="games one selfplay task plays")
+    max_moves: int = Field(default=400, ge=1, description="moves before a game is adjudicated")
+    adjudication: Literal["heuristic", "draw"] = Field(
+        default="heuristic",
+        description="a game capped at max_moves ranks seats by heuristic score, or all equal",
+    )
+    games_per_task: int = Field(default=8, ge=1, description="games one selfplay batch plays")
+    bootstrap_simulations: int = Field(
+        default=64, ge=1, description="heuristic-guided search before a config has a model"
+    )
+    bootstrap_root_temperature: float = Field(
+        default=0.1, gt=0, description="softmax temperature of the bootstrap's one-ply root priors"
+    )
+    processes: int = Field(
+        default=1, ge=0, le=1, description="1: games in a child process per worker; 0: a thread"
+    )
 
 
 class SPRTSettings(_Section):
@@ -147,8 +164,27 @@ class EvaluationSettings(_Section):
     games: int = Field(default=200, ge=2, description="most games against the current best")
     baseline_games: int = Field(default=40, ge=1, description="games against each baseline")
     simulations: int = Field(default=100, ge=1)
+    temperature_moves: int = Field(
+        default=4, ge=0, description="opening moves sampled by visits, so gating games differ"
+    )
+    baselines: tuple[str, ...] = Field(
+        default=BASELINES, description="tiers every candidate also plays (engine.tiers)"
+    )
     sprt: SPRTSettings = SPRTSettings()
     confidence: float = Field(default=0.95, gt=0, lt=1, description="for Wilson intervals")
+    games_per_batch: int = Field(
+        default=8, ge=1, description="gating or tournament games one evaluator plays at once"
+    )
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_tiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        bad = [name for name in value if not re.fullmatch(TIER_PATTERN, name)]
+        if bad:
+            raise ValueError(f"unknown tiers {bad}; known: random, heuristic, mcts-<N>, d1-d5")
+        return value
 
 
 class PromotionSettings(_Section):
@@ -232,6 +268,14 @@ class TaskSettings(_Section):
     lease_ttl_s: float = Field(default=30.0, ge=1, description="a lease not renewed expires")
     renew_every_s: float = Field(default=10.0, gt=0)
     loop_lease_ttl_s: float = Field(default=15.0, ge=1)
+    ack_wait_s: float = Field(
+        default=30.0, gt=0, description="redelivery delay of a play stage's input after a crash"
+    )
+    slot_retry_delays_s: tuple[float, ...] = Field(
+        default=(0.5, 2.0, 5.0, 10.0, 20.0),
+        min_length=1,
+        description="pauses of an input waiting for a slot (a training slot, a gate) between looks",
+    )
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> Self:
@@ -393,11 +437,13 @@ PROFILES: dict[str, dict[str, Any]] = {
             "temperature_moves": 8,
             "max_moves": 120,
             "games_per_task": 2,
+            "bootstrap_simulations": 8,
         },
         "evaluation": {
             "games": 12,
             "baseline_games": 4,
             "simulations": 8,
+            "games_per_batch": 4,
             "sprt": {"elo0": 0.0, "elo1": 100.0, "alpha": 0.1, "beta": 0.1},
         },
         "promotion": {
@@ -409,6 +455,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "curriculum": {"target_games": 50, "every_inputs": 4},
         "feedback": {"plateau_evaluations": 3, "promotion_failure_streak": 2},
-        "tasks": _ONE_HOST_TASKS,
+        "tasks": {**_ONE_HOST_TASKS, "ack_wait_s": 3.0},
     },
 }

@@ -4,36 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import functools
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import structlog
 from nats.aio.client import Client
 
-from events import process_producer
-from events.streams import LOG_STREAM
-from handlers import elo_rater
 from handlers.runtime import HandlerSpec
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer, ServerError
 from ops.settings import Settings
-from projections.base import Projection
-from projections.elo import EloProjection
+from ops.wiring import PROJECTIONS
 from projections.eventstore import EventStore
 from projections.runner import ProjectionRunner, open_db
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from ops.wiring import StageWiring
 
-PROJECTIONS: dict[str, Callable[[], Projection]] = {
-    "elo": EloProjection,
-}
+log = structlog.get_logger(__name__)
 
 
 class ConnectError(RuntimeError):
@@ -155,51 +148,28 @@ class App:
         last = await self.store.last_seq(runner.projection.stream)
         await runner.wait_for(last, timeout)
 
-    # ------------------------------------------------------------ handlers
+    # ------------------------------------------------------------ stages
+
+    def stage(self, name: str, *, views_db: Path | str | None = None) -> StageWiring:
+        """A stage of handlers.REACTIONS bound to this process (ops.wiring builds it)."""
+        from ops.wiring import StageWiring
+
+        return StageWiring(self, name, views_db)
 
     def handler_spec(self, name: str, *, views_db: Path | str | None = None) -> HandlerSpec:
-        """Bind a handler to its dependencies; the views follow in this process."""
-        factory = HANDLERS.get(name)
-        if factory is None:
-            raise ValueError(f"unknown handler {name!r}; known: {', '.join(sorted(HANDLERS))}")
-        return factory(self, views_db)
+        """The consumer of a stage that has exactly one reaction (e.g. elo-rater)."""
+        specs = self.stage(name, views_db=views_db).specs()
+        if len(specs) != 1:
+            raise ValueError(
+                f"stage {name!r} has {len(specs)} consumers; use App.stage(...).specs()"
+            )
+        return specs[0]
 
     def start_views(self, names: list[str], views_db: Path | str | None) -> None:
         for name in names:
             runner = self.projection_runner(name, db_path=views_db)
             if not runner.following:
                 runner.start()
-
-
-def _elo_rater(app: App, views_db: Path | str | None) -> HandlerSpec:
-    app.start_views(["elo"], views_db)
-    runner = app.runners["elo"]
-    spec = HandlerSpec(
-        name=elo_rater.NAME,
-        subjects=("loop.match.completed.>",),
-        handle=lambda event: elo_rater.on_match_completed(
-            event, view=runner.state, producer=process_producer(elo_rater.NAME)
-        ),
-        stream=LOG_STREAM,
-        batch=32,
-        refresh=functools.partial(app.refresh, "elo"),
-    )
-    return spec
-
-
-HANDLERS: dict[str, Callable[[App, Path | str | None], HandlerSpec]] = {
-    elo_rater.NAME: _elo_rater,
-}
-
-
-def _merge_loop_wiring() -> None:
-    from ops.loop_wiring import LOOP_HANDLERS, LOOP_PROJECTIONS
-
-    PROJECTIONS.update(LOOP_PROJECTIONS)
-    HANDLERS.update(LOOP_HANDLERS)
-
-
-_merge_loop_wiring()
 
 
 async def running_embedded_url(settings: Settings) -> str | None:
@@ -215,4 +185,4 @@ async def running_embedded_url(settings: Settings) -> str | None:
         return None
 
 
-__all__ = ["App", "ConnectError", "HANDLERS", "PROJECTIONS", "ServerError", "nats"]
+__all__ = ["App", "ConnectError", "PROJECTIONS", "ServerError", "nats"]

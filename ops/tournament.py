@@ -1,51 +1,56 @@
 """Tournaments: resolve participants, publish their games as work items, wait for the MatchCompleted results, print a crosstable.
 
 Participants are tiers (random, heuristic, mcts-<N>, d1-d5) or registered models (by model id, or
-``best`` for the config's current best). Games go to the work-queue stream that every
-`ringloop run evaluator` process serves (handlers.tournament); ``local=True`` also serves
-them in this process. Results are ordinary MatchCompleted events (context "tournament"),
-so the elo-rater rates them like any other match.
+``best`` for the config's current best), looked up in the registry read model. Games go to
+the work-queue stream that every `ringloop run evaluator` process serves
+(handlers.evaluator, the same path as gating games); ``local=True`` also runs an evaluator
+in this process. Results are ordinary MatchCompleted events (context "tournament"), so the
+elo-rater rates them like any other match.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import random
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from engine import GameConfig
 from engine.stats import wilson_interval
 from events import LOG_STREAM, MatchCompleted, Producer, derive_event_id
 from events.catalogue import EvalGameRequested, SeatSpec
-from handlers import tournament
-from handlers.evaluator import FILLER_TIERS, EvaluatorDeps
-from handlers.play_common import PlaySettings, best_model, registered_model, tier_agent
-from handlers.tournament import tournament_seed
+from handlers.gating import FILLER_TIERS
+from handlers.models import best_model, registered_model
+from handlers.settings import TIER_PATTERN
 from projections.eventstore import EventStore
+from projections.tables import Tables
+
+if TYPE_CHECKING:
+    from ops.app import App
 
 Format = Literal["round-robin", "gauntlet"]
 
 
-async def resolve(
-    store: EventStore, config: str, names: Sequence[str], settings: PlaySettings
-) -> list[SeatSpec]:
+def tournament_seed(tournament_id: str, index: int) -> int:
+    return random.Random(f"{tournament_id}:{index}").getrandbits(62)
+
+
+def resolve(registry: Tables, config: str, names: Sequence[str]) -> list[SeatSpec]:
     """Seat specs for participant names; unknown names fail with the name quoted."""
     if len(set(names)) != len(names) or len(names) < 2:
         raise ValueError(f"a tournament needs at least two distinct participants, got {names!r}")
     seats = []
     for name in names:
-        try:
-            tier_agent(name, settings)
-        except ValueError:
-            model = await (
-                best_model(store, config)
-                if name == "best"
-                else registered_model(store, config, name)
+        if not re.fullmatch(TIER_PATTERN, name.lower()):
+            model = (
+                best_model(registry, config) if name == "best" else registered_model(registry, name)
             )
-            if model is None or model.artifact is None:
+            if model is None or model.artifact is None or model.config != config:
                 raise ValueError(
                     f"participant {name!r} is neither a tier (random, heuristic, mcts-<N>, d1-d5) nor "
                     f"a registered {config} model with weights"
@@ -54,7 +59,7 @@ async def resolve(
                 SeatSpec(participant_id=model.model_id, kind="model", artifact=model.artifact)
             )
         else:
-            seats.append(SeatSpec(participant_id=name, kind="tier"))
+            seats.append(SeatSpec(participant_id=name.lower(), kind="tier"))
     return seats
 
 
@@ -131,7 +136,7 @@ class Outcome:
 
 
 async def run_tournament(
-    deps: EvaluatorDeps,
+    app: App,
     config: str,
     names: Sequence[str],
     *,
@@ -140,28 +145,50 @@ async def run_tournament(
     local: bool = False,
     timeout: float = 3600.0,
 ) -> Outcome:
-    """Publish the games, wait for every result (serving them here too when ``local``)."""
-    seats = await resolve(deps.store, config, names, deps.settings)
+    """Publish the games, wait for every result (an evaluator in this process when ``local``)."""
+    from ops.wiring import run_stages
+
+    app.start_views(["registry"], ":memory:")
+    await app.refresh("registry")
+    seats = resolve(app.runners["registry"].state, config, names)
     tournament_id = f"t-{uuid.uuid4().hex[:12]}"
     items = schedule(tournament_id, config, seats, fmt, games)
-    start = await deps.store.last_seq(LOG_STREAM) + 1
-    await tournament.publish(deps.store, items)
+    start = await app.store.last_seq(LOG_STREAM) + 1
+    await app.store.append_many(items)
     stop = asyncio.Event()
-    server = asyncio.create_task(tournament.serve(deps, stop)) if local else None
+    server = (
+        asyncio.create_task(run_stages(app, ["evaluator"], stop, views_db=":memory:"))
+        if local
+        else None
+    )
     try:
         matches = await wait_for_matches(
-            deps.store, config, tournament_id, len(items), start, timeout
+            app.store, config, tournament_id, len(items), start, timeout
         )
     finally:
         stop.set()
         if server is not None:
-            await server
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
     return Outcome(tournament_id, [s.participant_id for s in seats], matches)
+
+
+def results_of(matches: list[MatchCompleted]) -> dict[tuple[str, str], list[float]]:
+    """Pairwise scores: (a, b) -> a's scores against b (1 above, 0.5 level, 0 below)."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for match in matches:
+        for a in match.participants:
+            for b in match.participants:
+                if a.participant_id == b.participant_id:
+                    continue
+                score = 0.5 if a.rank == b.rank else float(a.rank < b.rank)
+                out.setdefault((a.participant_id, b.participant_id), []).append(score)
+    return out
 
 
 def crosstable(outcome: Outcome, confidence: float = 0.95) -> str:
     """Scores of each participant against each other one, totals and Wilson intervals."""
-    scores = tournament.results_of(outcome.matches)
+    scores = results_of(outcome.matches)
     names = outcome.participants
     width = max(len(n) for n in names) + 2
     header = "".join(f"{n[:10]:>12}" for n in names)

@@ -16,6 +16,7 @@ from events import (
     ModelRejected,
     TrainingCompleted,
 )
+from events.participants import BASELINES
 from projections.base import Projection
 from projections.eventstore import StoredEvent
 from projections.tables import Row, Table, Tables
@@ -57,7 +58,6 @@ COUNTERS = Table(
     ("config",),
 )
 HISTORY = 3
-BASELINES = ("random", "heuristic")
 
 
 class FeedbackProjection(Projection):

@@ -27,8 +27,6 @@ from projections.base import Projection
 from projections.eventstore import StoredEvent
 from projections.tables import Row, Table, Tables
 
-BASELINE_OPPONENTS = ("random", "heuristic")
-
 MODELS = Table(
     "registry_models",
     {

@@ -84,6 +84,7 @@ examples = [
         evaluation_id="e-1",
         candidate="m-0002",
         opponents=["m-0001", "random", "heuristic"],
+        games={"m-0001": 40, "random": 12, "heuristic": 12},
     ),
     EvaluationCompleted(
         **E,
@@ -109,6 +110,7 @@ examples = [
     EvalGameRequested(
         **E,
         config="square8_2p",
+        context="evaluation",
         tournament_id="t-1",
         game_index=3,
         seats=[

@@ -169,7 +169,7 @@ async def test_two_concurrent_raters_on_one_config_never_interleave(app: App) ->
         replace(
             spec,
             handle=lambda e: elo_rater.on_match_completed(
-                e, view=second_view.state, producer=first.producer
+                e, elo=second_view.state, producer=first.producer
             ),
             refresh=refresh_second,
         ),

@@ -34,19 +34,13 @@ from events import (
     TrainingCompleted,
     TrainingFailed,
 )
-from handlers.play_common import (
-    best_model,
-    checkpoint_cache,
-    load_network,
-    model_agent,
-    play_games,
-    tier_agent,
-)
+from handlers.agents import model_agent, search_settings, tier_agent
+from handlers.games import play_games
+from handlers.models import best_model, checkpoint_cache, load_network
 from handlers.settings import PROFILES
 from ops.app import App
 from ops.logging import configure_logging
 from ops.settings import load_settings
-from ops.wiring_play import settings_of
 
 NAME = "learning"
 HELP = "run the loop on one config for some minutes; win rates of each promoted generation"
@@ -222,19 +216,27 @@ async def _summary(app: App, config: str, seconds: float) -> dict[str, Any]:
 
 async def _final_evaluation(app: App, config: str, games: int) -> dict[str, Any]:
     """The final best model (search, no noise) against each baseline, seats alternating."""
-    model = await best_model(app.store, config)
+    app.start_views(["registry"], ":memory:")
+    await app.refresh("registry")
+    model = best_model(app.runners["registry"].state, config)
     if model is None:
         return {"win_rate_vs_random": None, "win_rate_vs_heuristic": None, "final_games": 0}
-    settings = settings_of(app)
+    settings = app.settings.loop
     evaluator, sha = await load_network(app.store, model, checkpoint_cache(app.settings.state_dir))
-    candidate = model_agent(model.model_id, evaluator, settings, selfplay=False, sha256=sha)
+    search = search_settings(settings, "evaluation")
+    candidate = model_agent(model.model_id, evaluator, search, sha256=sha)
     game_config = GameConfig.parse(config)
     result: dict[str, Any] = {"final_games": games}
     for baseline in ("random", "heuristic"):
         opponent = tier_agent(baseline, settings)
         seatings = [_seating(candidate, opponent, game_config.num_players, i) for i in range(games)]
         played = await asyncio.to_thread(
-            play_games, game_config, seatings, list(range(10_000, 10_000 + games)), settings
+            play_games,
+            game_config,
+            seatings,
+            list(range(10_000, 10_000 + games)),
+            max_moves=settings.selfplay.max_moves,
+            adjudication=settings.selfplay.adjudication,
         )
         score = sum(
             _score(game.ranking, seats.index(candidate))

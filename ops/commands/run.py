@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
-from events import DaemonStarted, DaemonStopped
-from handlers.runtime import HandlerRuntime, run_until_stopped
-from ops.app import HANDLERS, App
+from events import DaemonStarted, DaemonStopped, Producer
+from ops.app import App
 from ops.commands._common import (
     add_bus_arguments,
     add_profile_argument,
@@ -20,21 +20,36 @@ from ops.commands._common import (
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run one handler as its own process")
-    parser.add_argument("handler", choices=sorted(HANDLERS))
+    parser.add_argument(
+        "handler",
+        help="a stage of handlers.REACTIONS: coordinator, curriculum, data-gate, elo-rater, "
+        "evaluator, feedback, gating, promoter, selfplay, trainer",
+    )
     add_bus_arguments(parser)
     add_profile_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ops.wiring import stages
+
+    if args.handler not in stages():
+        print(
+            f"ringloop run: unknown handler {args.handler!r}; known: {', '.join(stages())}",
+            file=sys.stderr,
+        )
+        return 2
+
     async def body(app: App) -> int:
+        from ops.wiring import run_stages
+
         stop = asyncio.Event()
         stop_on_signals(stop)
+        producer = Producer.current(args.handler)
+        await app.store.append(DaemonStarted(daemon=args.handler, producer=producer))
         # Each handler process keeps its own read models in memory, rebuilt from the log.
-        runtime = HandlerRuntime(app.handler_spec(args.handler, views_db=":memory:"), app.store)
-        await app.store.append(DaemonStarted(daemon=args.handler, producer=runtime.producer))
-        await run_until_stopped([runtime], stop)
-        await app.store.append(DaemonStopped(daemon=args.handler, producer=runtime.producer))
+        await run_stages(app, [args.handler], stop, views_db=":memory:")
+        await app.store.append(DaemonStopped(daemon=args.handler, producer=producer))
         return 0
 
     return run_with_app(

@@ -6,12 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from events import Producer
-from handlers.evaluator import EvaluatorDeps
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.tournament import crosstable, run_tournament
-from ops.wiring_play import settings_of
 
 
 def register(subparsers: Any) -> None:
@@ -38,12 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("ringloop tournament: --games must be >= 1")
 
     async def body(app: App) -> int:
-        settings = settings_of(app)
-        deps = EvaluatorDeps(
-            app.store, settings, app.settings.state_dir, Producer.current("tournament")
-        )
         outcome = await run_tournament(
-            deps,
+            app,
             args.config,
             [p.strip() for p in args.participants.split(",") if p.strip()],
             fmt=args.format,
@@ -52,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
         print(f"tournament {outcome.tournament_id}: {len(outcome.matches)} games of {args.config}")
-        print(crosstable(outcome, settings.confidence))
+        print(crosstable(outcome, app.settings.loop.evaluation.confidence))
         if args.json:
             print(
                 json.dumps(

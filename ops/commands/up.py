@@ -9,8 +9,7 @@ from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import LoopAlreadyRunning, acquire_loop_lease
-from handlers.runtime import HandlerRuntime, run_until_stopped
-from ops.app import HANDLERS, PROJECTIONS, App, ProjectorLock, projector_owner
+from ops.app import PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.children import Children, child_arguments
 from ops.commands._common import (
     add_bus_arguments,
@@ -82,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
 async def serve(app: App, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    names = args.handlers.split(",") if args.handlers else sorted(HANDLERS)
+    from ops.wiring import run_stages, stages
+
+    names = args.handlers.split(",") if args.handlers else stages()
     for name in PROJECTIONS:
         app.projection_runner(name).start()
     url = app.server.url if app.server else str(app.settings.nats.url)
@@ -90,9 +91,7 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     if "selfplay" in heavy:
         heavy += ["selfplay"] * (args.selfplay_workers - 1)
     children = Children(heavy, child_arguments(args, url))
-    runtimes = [
-        HandlerRuntime(app.handler_spec(name), app.store) for name in names if name not in heavy
-    ]
+    inline = [name for name in names if name not in heavy]
     producer = Producer.current("up")
     await app.store.append(DaemonStarted(daemon="up", producer=producer))
     print(
@@ -104,7 +103,7 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     children.start()
     supervisor = asyncio.create_task(children.supervise())
     try:
-        await run_until_stopped(runtimes, stop)
+        await run_stages(app, inline, stop)
     finally:
         watcher.cancel()
         supervisor.cancel()
