@@ -115,6 +115,7 @@ class HandlerSpec:
     wait_in_place: bool = False
     handle_batch: HandleBatch | None = None
     per_process: bool = False
+    stage: str = ""  # the stage (handlers module) it belongs to; names dead letters and logs
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,7 +131,8 @@ class HandlerRuntime:
     def __init__(self, spec: HandlerSpec, store: EventStore) -> None:
         self.spec = spec
         self.store = store
-        self.producer = Producer.current(spec.name)
+        self.stage = spec.stage or spec.name
+        self.producer = Producer.current(self.stage)
         self.durable = f"{spec.name}-{uuid.uuid4().hex[:8]}" if spec.per_process else spec.name
         self.processed = 0
         self.failed = 0
@@ -363,7 +365,7 @@ class HandlerRuntime:
             event_id=derive_event_id(event_id or f"{meta.stream}/{seq}", f"dlq:{self.spec.name}"),
             causation_id=event_id,
             producer=self.producer,
-            handler=self.spec.name,
+            handler=self.stage,
             error_type=type(exc).__name__,
             error=str(exc)[:4000],
             input_stream=meta.stream,

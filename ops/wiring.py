@@ -150,7 +150,8 @@ class StageWiring:
             per_process=options.per_process,
             refresh=self._refresher(views),
             on_stop=self.halt.set,
-            extra={"stage": self.stage, "event": reaction.event.__name__},
+            stage=self.stage,
+            extra={"event": reaction.event.__name__},
         )
 
     def _resolver(self, parameters: list[str], views: list[str]) -> Callable[[], dict[str, Any]]:
@@ -208,7 +209,7 @@ class StageWiring:
 
             names = ["registry", "curriculum", "feedback"]
             app.start_views(names, self.views_db)
-            views = _LiveViews(app, names)
+            views = LiveViews(app, names)
             return new_worker(app.store, loop, views, app.settings.state_dir)
         raise ValueError(f"stage {self.stage!r}: no dependency named {name!r}")
 
@@ -229,7 +230,7 @@ class StageWiring:
         return body
 
 
-class _LiveViews(Mapping[str, "Tables"]):
+class LiveViews(Mapping[str, "Tables"]):
     """Views by name, read at each access (the runners replace their states as they fold)."""
 
     def __init__(self, app: App, names: list[str]) -> None:

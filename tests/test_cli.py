@@ -104,7 +104,9 @@ async def test_status_and_tail(
     status = json.loads(capsys.readouterr().out)
     log_stream = next(s for s in status["streams"] if s["stream"] == "RINGLOOP_LOG")
     assert log_stream["messages"] >= 2 * rated_matches
-    assert any(c["name"] == "elo-rater" and c["lag"] == 0 for c in log_stream["consumers"])
+    assert any(
+        c["name"] == "elo-rater-match-completed" and c["lag"] == 0 for c in log_stream["consumers"]
+    )
     assert any(p["projection"] == "elo" for p in status["projections"])
     argv = cli(settings, "tail", "loop.elo.>", "--all", "--count", "3")
     assert await run_cli(argv) == 0

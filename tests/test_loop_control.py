@@ -77,7 +77,11 @@ def settings(nats_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
 
 @pytest_asyncio.fixture(scope="module")
 async def running(app: App) -> AsyncIterator[dict[str, HandlerRuntime]]:
-    runtimes = {name: HandlerRuntime(app.handler_spec(name), app.store) for name in HANDLERS}
+    runtimes = {
+        spec.name: HandlerRuntime(spec, app.store)
+        for name in HANDLERS
+        for spec in app.stage(name).specs()
+    }
     tasks = [asyncio.create_task(r.run()) for r in runtimes.values()]
     yield runtimes
     for runtime in runtimes.values():
@@ -113,12 +117,17 @@ async def count_at_least(app: App, subject: str, n: int, timeout: float = 15) ->
     return await eventually(probe, timeout)
 
 
-async def drained(app: App, handler: str, stream: str = LOG_STREAM) -> None:
-    """Until the handler's durable consumer has nothing pending or unacknowledged."""
+async def drained(app: App, stage: str, stream: str = LOG_STREAM) -> None:
+    """Until every durable consumer of the stage on the stream has nothing pending or
+    unacknowledged."""
+    names = [spec.name for spec in app.stage(stage).specs() if spec.stream == stream]
 
     async def probe() -> bool:
-        info = await app.store.js.consumer_info(stream, handler)
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        for name in names:
+            info = await app.store.js.consumer_info(stream, name)
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return bool(names)
 
     await eventually(probe)
 
@@ -145,9 +154,11 @@ def trained(config: str, model_id: str, training_id: str, *, parent: str | None 
 
 
 def result(opponent: str, score: float, games: int = 40) -> OpponentResult:
+    """The result a gate reports (handlers.gating: its SPRT and Wilson bound included)."""
+    from handlers.gating import HeadToHead
+
     wins = round(score * games)
-    return OpponentResult(opponent=opponent, games=games, wins=wins, losses=games - wins, draws=0,
-                          score=score)  # fmt: skip
+    return HeadToHead(opponent, wins, 0, games - wins, games).result(LoopSettings.validated(LOOP))
 
 
 def evaluation(
@@ -455,7 +466,7 @@ async def test_second_loop_is_refused_naming_the_holder(app: App) -> None:
 
 async def test_task_limits_and_expired_tasks(app: App, running: dict[str, HandlerRuntime]) -> None:
     tasks = coordinator.TaskCoordinator(
-        app.store, app.settings.loop, running["coordinator"].producer
+        app.store, app.settings.loop, running["coordinator-task-started"].producer
     )
     async with tasks.task("training", "train-a") as kept:
         assert await tasks.acquire("training", "train-b") is None

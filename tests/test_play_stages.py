@@ -23,7 +23,6 @@ from events import (
     LOG_STREAM,
     EvaluationCompleted,
     EvaluationStarted,
-    Event,
     GameCompleted,
     GameRange,
     MatchCompleted,
@@ -36,18 +35,16 @@ from events import (
     TrainingStarted,
 )
 from events.streams import games_subject
-from handlers.play_common import best_model, play_settings
-from handlers.runtime import HandlerRuntime, HandlerSpec
-from handlers.selfplay import SelfplayWorker, play_selfplay_batch
-from handlers.trainer import game_samples
+from handlers.models import best_model
+from handlers.samples import game_samples
+from handlers.selfplay import play_selfplay_batch, selfplay_search
 from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
-from ops.wiring_play import stop_daemons
 from tests.conftest import repo_root
+from tests.play import events_on, of, selfplay_range, stages_running, worker
 
 CONFIG = "square8_2p"
-TINY = play_settings({"preset": "tiny"})
 
 
 @pytest.fixture(scope="module")
@@ -58,66 +55,16 @@ def settings(nats_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
     )
 
 
-async def events_on(app: App, subject: str, count: int = 1, timeout: float = 30) -> list[Event]:
-    """Wait until `subject` holds at least `count` events; return them all."""
-
-    async def poll() -> list[Event]:
-        while True:
-            stored = await app.store.read_all(LOG_STREAM, subject)
-            if len(stored) >= count:
-                return [s.event for s in stored]
-            await asyncio.sleep(0.05)
-
-    return await asyncio.wait_for(poll(), timeout)
-
-
-async def supervised(runtime: HandlerRuntime) -> None:
-    """Run a handler runtime, restarting it after a stray fetch timeout.
-
-    nats-py's fetch sometimes raises the builtin TimeoutError, which HandlerRuntime.run
-    (catching nats.errors.TimeoutError only) lets escape; reported to the runtime's owner.
-    """
-    while True:
-        try:
-            await runtime.run()
-            return
-        except TimeoutError:
-            continue
-
-
 @pytest_asyncio.fixture()
-async def specs(app: App) -> AsyncIterator[list[HandlerSpec]]:
-    """Fresh specs per test: stopping a runtime stops its spec's daemon and work for good."""
-    yield [app.handler_spec(name) for name in ("trainer", "evaluator")]
-    await stop_daemons()  # the evaluator's tournament-work loop
-
-
-@pytest_asyncio.fixture()
-async def handlers(app: App, specs: list[HandlerSpec]) -> AsyncIterator[None]:
-    """The trainer and evaluator in this process, for one test (they drain at its end)."""
-    runtimes = [HandlerRuntime(spec, app.store) for spec in specs]
-    tasks = [asyncio.create_task(supervised(r)) for r in runtimes]
-    yield
-    for runtime in runtimes:
-        runtime.stop()
-    await asyncio.gather(*tasks)
+async def handlers(app: App) -> AsyncIterator[None]:
+    """The trainer, the gate and an evaluator in this process, for one test."""
+    async with stages_running(app, "trainer", "gating", "evaluator"):
+        yield
 
 
 @pytest_asyncio.fixture(scope="module")
-async def selfplay_games(app: App) -> AsyncIterator[GameRange]:
-    worker = SelfplayWorker(app.store, TINY, app.settings.state_dir / "cache")
-    import random
-
-    rng = random.Random(3)
-    for _ in range(2):
-        await worker.batch(rng)
-    stored = await app.store.read_all(GAMES_STREAM, games_subject(CONFIG, "selfplay"))
-    yield GameRange(
-        subject=games_subject(CONFIG, "selfplay"),
-        first_seq=stored[0].seq,
-        last_seq=stored[-1].seq,
-        count=len(stored),
-    )
+async def selfplay_games(app: App) -> GameRange:
+    return await selfplay_range(app, CONFIG, batches=2)
 
 
 def replay(record: GameCompleted) -> GameState:
@@ -130,13 +77,14 @@ def replay(record: GameCompleted) -> GameState:
 async def test_selfplay_records_replay_legally_with_visits(
     app: App, selfplay_games: GameRange
 ) -> None:
+    tiny = app.settings.loop.selfplay
     stored = await app.store.read_all(GAMES_STREAM, selfplay_games.subject)
-    assert len(stored) == 2 * TINY.parallel_games
+    assert len(stored) == 2 * tiny.games_per_task
     for item in stored:
         record = item.event
         assert isinstance(record, GameCompleted) and record.purpose == "selfplay"
         state = replay(record)
-        assert state.is_over or len(record.moves) == TINY.max_moves
+        assert state.is_over or len(record.moves) == tiny.max_moves
         assert record.visits is not None and len(record.visits) == len(record.moves)
         searched = [v for v in record.visits if v]
         assert searched, "a selfplay game must carry visit distributions"
@@ -146,7 +94,7 @@ async def test_selfplay_records_replay_legally_with_visits(
                 assert (
                     record.moves[ply] in visits
                     and sum(visits.values())
-                    == TINY.bootstrap_simulations - 1  # the first expands the root
+                    == tiny.bootstrap_simulations - 1  # the first expands the root
                 )
             root = record.root_values[ply]
             assert (root is not None) == bool(visits)  # a root value for each searched move
@@ -176,65 +124,89 @@ async def test_trainer_stores_a_checkpoint_and_registers_the_model(
     assert data is not None and hashlib.sha256(data).hexdigest() == completed.artifact.sha256
     assert len(data) == completed.artifact.size
     payload = torch.load(io.BytesIO(data), weights_only=True)
-    assert payload["spec"]["blocks"] == TINY.blocks["square8"]
+    assert payload["spec"]["blocks"] == app.settings.loop.training.networks["square8"].blocks
     network, spec = load_checkpoint(data)
     assert spec.config == CONFIG and not network.training
+    # the outcome is appended with its TrainingStarted, which was stamped first
+    assert started.occurred_at <= completed.occurred_at
 
 
-async def test_evaluator_plays_the_gating_match(app: App, handlers: None) -> None:
+async def test_the_gate_is_played_as_work_items_and_decided_once(app: App, handlers: None) -> None:
     [completed] = await events_on(app, f"loop.training.completed.{CONFIG}")
-    [summary] = await events_on(app, f"loop.eval.completed.{CONFIG}", timeout=60)
+    [summary] = await events_on(app, f"loop.eval.completed.{CONFIG}", timeout=90)
     [started] = await events_on(app, f"loop.eval.started.{CONFIG}")
     assert isinstance(summary, EvaluationCompleted) and isinstance(started, EvaluationStarted)
+    evaluation = app.settings.loop.evaluation
     assert started.opponents == ["random", "heuristic"] and summary.candidate == completed.model_id
-    games = sum(r.games for r in summary.results)
-    assert games >= 2 and all(r.wins + r.losses + r.draws == r.games for r in summary.results)
+    assert started.games == {
+        "random": evaluation.baseline_games,
+        "heuristic": evaluation.baseline_games,
+    }
+    assert summary.evaluation_id == started.evaluation_id == f"eval-{completed.training_id}"  # type: ignore[attr-defined]
+    assert [r.opponent for r in summary.results] == started.opponents
+    assert all(r.wins + r.losses + r.draws == r.games for r in summary.results)
     assert all(0 <= r.wilson_low <= r.score <= r.wilson_high <= 1 for r in summary.results)
+    assert all(
+        r.games == evaluation.baseline_games or r.sprt != "continue" for r in summary.results
+    )
     matches = [
         m
-        for m in await events_on(app, f"loop.match.completed.{CONFIG}", games)
+        for m in await events_on(app, f"loop.match.completed.{CONFIG}")
         if isinstance(m, MatchCompleted) and m.context_id == summary.evaluation_id
     ]
-    assert len(matches) == games
+    counted = sum(r.games for r in summary.results)
+    # every game the decider saw is in the summary once; later ones were in flight already
+    assert len(matches) >= counted and len({m.match_id for m in matches}) == len(matches)
+    assert all(m.context == "evaluation" for m in matches)
     sha = completed.artifact.sha256  # type: ignore[attr-defined]
     for match in matches:
         candidate = next(p for p in match.participants if p.participant_id == completed.model_id)
         assert candidate.model_sha256 == sha and candidate.config == CONFIG
     evals = await app.store.read_all(GAMES_STREAM, games_subject(CONFIG, "eval"))
     assert {s.event.game_id for s in evals} >= {m.game_id for m in matches}  # type: ignore[attr-defined]
+    app.start_views(["gating"], None)
+    await app.refresh("gating")
+    from projections.gating import gate
+
+    row = gate(app.runners["gating"].state, summary.evaluation_id)
+    assert row is not None and row["counted"] == counted
+    assert row["counted"] + row["surplus"] == len(matches)
 
 
 async def test_selfplay_swaps_in_a_promoted_model_and_trainer_refuses_random_init(
     app: App, handlers: None, selfplay_games: GameRange
 ) -> None:
     [completed] = await events_on(app, f"loop.training.completed.{CONFIG}")
-    worker = SelfplayWorker(app.store, TINY, app.settings.state_dir / "cache")
-    assert await worker.network_for(CONFIG) == (None, None)
+    player = worker(app)
+    assert player.model_of(CONFIG) is None
     await app.store.append(
         ModelPromoted(
             config=CONFIG,
             model_id=completed.model_id,
-            gate="test",
+            gate="test",  # type: ignore[attr-defined]
             statistic=1.0,
             threshold=0.5,
             reason="test",
-        )  # type: ignore[attr-defined]
+        )  # fmt: skip
     )
-    model, network = await worker.network_for(CONFIG)
-    assert model is not None and network is not None and model.model_id == completed.model_id  # type: ignore[attr-defined]
-    games = play_selfplay_batch(
-        GameConfig.parse(CONFIG),
-        TINY,
-        seed=5,
-        producer=Producer.current("t"),
-        network=network,
-        model=model,
-        games=1,
-    )
-    assert (
-        games[0].model_id == completed.model_id
-        and games[0].seats[0].model_sha256 == model.artifact.sha256
-    )  # type: ignore[union-attr,attr-defined]
+    await app.refresh("registry")
+    # a worker keeps the model it plays with until the promotion reaches it
+    assert player.model_of(CONFIG) is None
+    from handlers.selfplay import on_model_changed
+
+    [promoted] = await events_on(app, f"loop.model.promoted.{CONFIG}")
+    on_model_changed(promoted, registry=app.runners["registry"].state, worker=player)
+    model = player.model_of(CONFIG)
+    assert model is not None and model.model_id == completed.model_id  # type: ignore[attr-defined]
+    _, network = await player._network_for(CONFIG)
+    loop = app.settings.loop
+    search = selfplay_search(loop, app.runners["feedback"].state, CONFIG, bootstrap=False)
+    assert search.simulations == loop.selfplay.simulations
+    games = play_selfplay_batch(GameConfig.parse(CONFIG), loop, search, seed=5,
+                                producer=Producer.current("t"), network=network, model=model,
+                                games=1)  # fmt: skip
+    assert games[0].model_id == completed.model_id  # type: ignore[attr-defined]
+    assert games[0].seats[0].model_sha256 == model.artifact.sha256  # type: ignore[union-attr]
 
     # square8_3p has a best model whose weights are gone: training from random is refused
     other = "square8_3p"
@@ -244,12 +216,54 @@ async def test_selfplay_swaps_in_a_promoted_model_and_trainer_refuses_random_ini
             config=other, model_id="ghost", gate="test", statistic=1.0, threshold=0.5, reason="test"
         )
     )
-    assert (await best_model(app.store, other)) is not None
+    await app.refresh("registry")
+    assert best_model(app.runners["registry"].state, other) is not None
     await app.store.append(request(other, selfplay_games, "train-refused"))
     [failed] = await events_on(app, f"loop.training.failed.{other}")
     assert isinstance(failed, TrainingFailed) and failed.reason == "refused_random_init"
     assert "ghost" in failed.error
     assert await app.store.read_all(LOG_STREAM, f"loop.training.completed.{other}") == []
+
+
+async def test_a_running_selfplay_stage_swaps_weights_on_promotion(app: App) -> None:
+    """The selfplay stage's own worker: its subscription, not a poll, moves it to the new best."""
+    from handlers.runtime import HandlerRuntime
+
+    config = "hex8_2p"
+    artifact = {"bucket": "ringloop-models", "name": "x.pt", "sha256": "b" * 64, "size": 1}
+    await app.store.append(
+        ModelRegistered(config=config, model_id="hex-m", generation=1, artifact=artifact)  # type: ignore[arg-type]
+    )
+    wiring = app.stage("selfplay")
+    [promoted_spec, rolled_spec] = wiring.specs()
+    assert promoted_spec.per_process and rolled_spec.per_process
+    stage_worker = wiring.dependency("worker")
+    await app.refresh("registry")
+    assert stage_worker.model_of(config) is None  # no best yet: the bootstrap search plays
+    runtime = HandlerRuntime(promoted_spec, app.store)
+    await runtime.ensure_consumer()  # new events only, from here on
+    task = asyncio.create_task(runtime.run())
+    try:
+        await app.store.append(
+            ModelPromoted(
+                config=config,
+                model_id="hex-m",
+                gate="test",
+                statistic=1.0,
+                threshold=0.5,
+                reason="swap test",
+            )  # fmt: skip
+        )
+
+        async def swapped() -> None:
+            while stage_worker.model_of(config) is None:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(swapped(), 20)
+    finally:
+        runtime.stop()
+        await task
+    assert stage_worker.model_of(config).model_id == "hex-m"  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- crash recovery
@@ -293,21 +307,16 @@ async def test_trainer_killed_mid_run_completes_exactly_once(
     tmp_path: Path,
 ) -> None:
     config = "square8_4p"  # a config no other test trains; 4-player games for it
-    worker = SelfplayWorker(app.store, TINY.model_copy(update={"configs": (config,)}), tmp_path)
-    import random
-
-    await worker.batch(random.Random(9))
-    stored = await app.store.read_all(GAMES_STREAM, games_subject(config, "selfplay"))
-    games = GameRange(
-        subject=games_subject(config, "selfplay"),
-        first_seq=stored[0].seq,
-        last_seq=stored[-1].seq,
-        count=len(stored),
-    )
+    games = await selfplay_range(app, config, seed=9)
     first = start_trainer(settings, tmp_path / "one")
     trainer_process.append(first)
     await app.store.append(request(config, games, "train-crash"))
-    await events_on(app, f"loop.training.started.{config}", timeout=40)
+
+    async def holding_the_slot() -> None:  # the training runs once its lease is taken
+        while not of(await events_on(app, "loop.task.started"), task_id="train-crash"):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(holding_the_slot(), 40)
     first.kill()  # SIGKILL mid-training: no ack, no drain
     assert first.wait(10) == -signal.SIGKILL
     assert await app.store.read_all(LOG_STREAM, f"loop.training.completed.{config}") == []
@@ -330,7 +339,6 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
 ) -> None:
     from events import FeedbackSignalRaised
     from handlers import trainer
-    from handlers.play_common import tuned
 
     await app.store.append(
         FeedbackSignalRaised(
@@ -341,66 +349,88 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
             new_value=16,
         )
     )
-    assert (await tuned(app.store, CONFIG, TINY)).batch_size == 16
+    await app.refresh("feedback")
+    loop, feedback = app.settings.loop, app.runners["feedback"].state
+    assert trainer.fit_settings(loop, feedback, CONFIG).batch_size == 16
+    await app.refresh("registry")
+    best = best_model(app.runners["registry"].state, CONFIG)
+    assert best is not None and best.artifact is not None
+    bucket = await app.store.js.object_store(best.artifact.bucket)
+    best_bytes = (await bucket.get(best.artifact.name)).data
+    seen: dict[str, object] = {}
 
     def out_of_memory(*args: object, **kwargs: object) -> None:
-        assert kwargs.get("init") is None or isinstance(kwargs["init"], bytes)
-        assert args[1].batch_size == 16  # type: ignore[attr-defined]  # the feedback knob applied
+        seen["init"], seen["batch_size"] = kwargs.get("init"), args[1].batch_size  # type: ignore[attr-defined]
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(trainer, "fit", out_of_memory)
-    deps = trainer.TrainerDeps(app.store, TINY, app.settings.state_dir, Producer.current("trainer"))
+    workspace = trainer.Workspace(app.store, app.settings.state_dir)
+    await app.refresh("pipeline")
     # handled directly (not appended), so no trainer consumer ever sees this request
-    [failed] = await trainer.on_training_requested(
-        request(CONFIG, selfplay_games, "train-oom"), deps
-    )  # type: ignore[misc]
-    assert (
-        isinstance(failed, TrainingFailed)
-        and failed.reason == "oom"
-        and "out of memory" in failed.error
+    result = await trainer.on_training_requested(
+        request(CONFIG, selfplay_games, "train-oom"),
+        registry=app.runners["registry"].state,
+        pipeline=app.runners["pipeline"].state,
+        feedback=feedback,
+        workspace=workspace,
+        settings=loop,
+        producer=Producer.current("trainer"),
     )
+    assert result is not None
+    started, failed = result.events
+    assert isinstance(started, TrainingStarted) and started.parent_model_id == best.model_id
+    assert isinstance(failed, TrainingFailed) and failed.reason == "oom"
+    assert "out of memory" in failed.error
+    assert seen == {"init": best_bytes, "batch_size": 16}  # warm start from the best; knob applied
 
 
 def test_bootstrap_selfplay_searches_from_heuristic_root_priors() -> None:
     from engine.players import HeuristicRootEvaluator
-    from handlers.selfplay import selfplay_agent
+    from handlers.agents import bootstrap_agent, search_settings
+    from handlers.settings import LoopSettings
 
-    agent = selfplay_agent(GameConfig.parse("square8_2p"), TINY, None, None)
+    tiny = LoopSettings.profile("tiny")
+    agent = bootstrap_agent(tiny, search_settings(tiny, "bootstrap"))
     assert isinstance(agent.evaluator, HeuristicRootEvaluator) and agent.noise
-    assert agent.evaluator.root_temperature == TINY.bootstrap_root_temperature
-    assert agent.search is not None and agent.search.simulations == TINY.bootstrap_simulations
-    assert agent.participant_id == f"bootstrap-mcts-{TINY.bootstrap_simulations}"
+    assert agent.evaluator.root_temperature == tiny.selfplay.bootstrap_root_temperature
+    assert agent.search is not None
+    assert agent.search.simulations == tiny.selfplay.bootstrap_simulations
+    assert agent.participant_id == f"bootstrap-mcts-{tiny.selfplay.bootstrap_simulations}"
+    evaluation = search_settings(tiny, "evaluation")
+    assert evaluation.dirichlet_fraction == 0.0
+    assert evaluation.temperature_moves == tiny.evaluation.temperature_moves
+    assert evaluation.simulations == tiny.evaluation.simulations
 
 
 def test_multiplayer_gating_rotates_seats_and_fills_them_with_distinct_baselines() -> None:
-    from engine.players.random_player import RandomPlayer
-    from handlers.evaluator import head_to_heads, pair_score
-    from handlers.play_common import Agent, play_games, tier_agent
+    from events import TrainingCompleted
+    from handlers.gating import on_training_completed
+    from handlers.settings import LoopSettings
+    from projections.gating import GatingProjection, planned_opponents
+    from projections.registry import RegistryProjection
 
-    settings = TINY.model_copy(update={"max_moves": 30, "eval_round": 4})
-    candidate = Agent("candidate", player=RandomPlayer())
-    config = GameConfig.parse("square8_4p")
-    [match] = head_to_heads(config, candidate, [tier_agent("random", settings)], settings)
-    assert [a.participant_id for a in match.lineup] == [
-        "candidate",
-        "random",
-        "heuristic",
-        "mcts-16",
-    ]
-    seatings = match.next_round(settings)
-    assert [s[0].participant_id for s in seatings] == [
-        "candidate",
-        "random",
-        "heuristic",
-        "mcts-16",
-    ]
-    played = play_games(config, seatings, [1, 2, 3, 4], settings)
-    for game in played:
-        assert sorted(a.participant_id for a in game.seats) == sorted(
-            a.participant_id for a in match.lineup
-        )
-        assert len(game.ranking) == 4 and game.termination
-        assert pair_score(game, "candidate", "random") in (0.0, 0.5, 1.0)
+    tiny = LoopSettings.profile("tiny")
+    artifact = {"bucket": "b", "name": "n", "sha256": "a" * 64, "size": 1}
+    trained = TrainingCompleted(config="square8_4p", training_id="t4", model_id="cand",
+                                artifact=artifact, losses=[], samples=1, samples_per_s=1.0,
+                                duration_s=1.0, data=GameRange(subject="games.square8.4p.selfplay",
+                                first_seq=1, last_seq=1, count=1), generation=1)  # type: ignore[arg-type]  # fmt: skip
+    out = on_training_completed(trained, registry=RegistryProjection().initial(),
+                                gating=GatingProjection().initial(), settings=tiny,
+                                producer=Producer.current("t"))  # fmt: skip
+    assert out is not None
+    started, *items = out
+    assert isinstance(started, EvaluationStarted) and started.opponents == ["random", "heuristic"]
+    assert len(items) == 2 * tiny.evaluation.baseline_games
+    plan = planned_opponents(started.opponents, started.games)
+    assert plan[:4] == ["random", "heuristic", "random", "heuristic"]  # interleaved
+    vs_random = [i for i, o in zip(items, plan, strict=True) if o == "random"]
+    lineup = ["cand", "random", "heuristic", "mcts-16"]
+    for game, item in enumerate(vs_random):
+        seats = [s.participant_id for s in item.seats]  # type: ignore[attr-defined]
+        assert seats == lineup[game % 4 :] + lineup[: game % 4]  # every seat in turn
+        assert item.context == "evaluation" and item.tournament_id == "eval-t4"  # type: ignore[attr-defined]
+    assert len({i.event_id for i in items}) == len(items)
 
 
 async def test_training_window_and_curriculum_choice(
@@ -408,16 +438,16 @@ async def test_training_window_and_curriculum_choice(
 ) -> None:
     import random
 
+    from handlers.samples import SampleCache, load_samples
     from handlers.selfplay import choose_config
-    from handlers.trainer import SampleCache, load_samples
 
     cache = SampleCache(tmp_path / "samples.db")
-    everything, used = await load_samples(app.store, selfplay_games, 100, 0, cache)
+    everything, used = await load_samples(app.store, selfplay_games, cache)
     assert used == selfplay_games.count and everything
-    newest, used = await load_samples(app.store, selfplay_games, 1, 0, cache)  # cached now
+    one = GameRange(subject=selfplay_games.subject, first_seq=selfplay_games.last_seq,
+                    last_seq=selfplay_games.last_seq, count=1)  # fmt: skip
+    newest, used = await load_samples(app.store, one, cache)  # cached now
     assert used == 1 and 0 < len(newest) < len(everything)
-    _, used = await load_samples(app.store, selfplay_games, 100, 1, cache)  # bootstrap games: gen 0
-    assert used == 0
     cache.close()
     rng = random.Random(1)
     picks = [
@@ -429,12 +459,15 @@ async def test_training_window_and_curriculum_choice(
 
 
 async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) -> None:
-    from handlers import selfplay
+    from handlers.selfplay import new_worker, run_worker
+    from ops.wiring import LiveViews
 
     subject = games_subject(CONFIG, "selfplay")
     before = await app.store.last_seq(GAMES_STREAM, subject)
     stop = asyncio.Event()
-    daemon = asyncio.create_task(selfplay.run(app, stop))
+    views = ["registry", "curriculum", "feedback"]
+    player = new_worker(app.store, app.settings.loop, LiveViews(app, views), app.settings.state_dir)
+    daemon = asyncio.create_task(run_worker(player, stop))
 
     async def appended() -> None:
         while await app.store.last_seq(GAMES_STREAM, subject) <= before:
@@ -442,7 +475,7 @@ async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) 
 
     await asyncio.wait_for(appended(), 30)
     stop.set()
-    worker = await asyncio.wait_for(daemon, 30)
-    assert worker.child is not None and worker.games >= TINY.parallel_games
+    done = await asyncio.wait_for(daemon, 30)
+    assert done.child is not None and done.games >= app.settings.loop.selfplay.games_per_task
     new = await app.store.read_all(GAMES_STREAM, subject, start_seq=before + 1)
-    assert len(new) == worker.games  # a batch is appended whole or not at all
+    assert len(new) == done.games  # a batch is appended whole or not at all

@@ -12,7 +12,7 @@ import pytest
 from engine import GameConfig, GameState
 from engine.training import Sample
 from events import GameCompleted, SeatAssignment
-from handlers.trainer import SampleCache, game_samples, pack_samples, unpack_samples
+from handlers.samples import SampleCache, game_samples, pack_samples, unpack_samples
 
 
 def three_move_game() -> GameCompleted:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,19 +30,18 @@ from events import (
 from events.streams import games_subject
 from handlers import trainer
 from handlers.coordinator import TaskCoordinator
-from handlers.play_common import SlotBusy, SlotLost, play_settings
 from handlers.runtime import HandlerRuntime, HandlerSpec
-from handlers.selfplay import SelfplayWorker, run_worker
+from handlers.selfplay import run_worker
 from handlers.settings import TaskSettings
+from handlers.slots import SlotBusy, SlotLost
 from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
 from projections.eventstore import StoredEvent
+from tests.play import selfplay_range, worker
 from tests.test_loop_control import eventually
-from tests.test_play_stages import supervised
 
 CONFIG = "square8_2p"
-TINY = play_settings({"preset": "tiny"}, selfplay_processes=0)
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +54,7 @@ def settings(nats_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
 
 @pytest_asyncio.fixture(scope="module")
 async def games(app: App) -> AsyncIterator[GameRange]:
-    worker = SelfplayWorker(app.store, TINY, app.settings.state_dir / "cache")
-    await worker.batch(random.Random(3))
-    subject = games_subject(CONFIG, "selfplay")
-    stored = await app.store.read_all(GAMES_STREAM, subject)
-    yield GameRange(
-        subject=subject, first_seq=stored[0].seq, last_seq=stored[-1].seq, count=len(stored)
-    )
+    yield await selfplay_range(app, CONFIG)
 
 
 async def stored_on(
@@ -99,7 +91,7 @@ async def test_a_second_training_waits_for_the_only_slot_and_completes_after(
         dataclasses.replace(app.handler_spec("trainer"), nak_delays=(0.3,)) for _ in range(2)
     ]
     runtimes = [HandlerRuntime(spec, app.store) for spec in specs]
-    running = [asyncio.create_task(supervised(r)) for r in runtimes]
+    running = [asyncio.create_task(r.run()) for r in runtimes]
     try:
         for training_id in ("train-a", "train-b"):
             request = TrainingRequested(config=CONFIG, training_id=training_id, games=games)
@@ -135,7 +127,7 @@ async def test_a_second_training_waits_for_the_only_slot_and_completes_after(
     assert waits and {e["log_level"] for e in waits} == {"debug"}
     assert not [e for e in entries if e["event"] == "handler_retry" and "SlotBusy" in e["error"]]
     # ... and in place: the waiting request was never handed back, so no delivery was spent
-    consumer = await app.store.js.consumer_info(LOG_STREAM, trainer.NAME)
+    consumer = await app.store.js.consumer_info(LOG_STREAM, specs[0].name)
     assert consumer.num_redelivered == 0
 
 
@@ -152,12 +144,15 @@ async def test_a_training_that_lost_its_lease_publishes_nothing(
         return await real_put(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "put_checkpoint", put_after_losing_the_lease)
-    deps = trainer.TrainerDeps(
-        app.store, TINY, app.settings.state_dir, Producer.current("trainer"), tasks=tasks
-    )
+    workspace = trainer.Workspace(app.store, app.settings.state_dir, tasks=tasks)
     request = TrainingRequested(config=CONFIG, training_id="train-lost", games=games)
+    app.start_views(["registry", "pipeline", "feedback"], None)
+    views = {name: app.runners[name].state for name in ("registry", "pipeline", "feedback")}
     with pytest.raises(SlotLost, match="train-lost"):
-        await trainer.on_training_requested(request, deps)
+        await trainer.on_training_requested(
+            request, workspace=workspace, settings=app.settings.loop,
+            producer=Producer.current("trainer"), **views,
+        )  # fmt: skip
     finished = await app.store.read_all(LOG_STREAM, "loop.task.finished")
     end = of_task(finished, "train-lost").event
     assert isinstance(end, TaskFinished) and end.outcome == "failed"
@@ -176,18 +171,17 @@ async def test_a_selfplay_worker_beyond_the_host_limit_waits_to_play(
     stop = asyncio.Event()
     state_dir = app.settings.state_dir
     async with tasks.task("selfplay", "the-only-slot"):
-        worker = asyncio.create_task(
-            run_worker(app.store, TINY, state_dir, stop, seed=1, max_batches=1, tasks=tasks)
-        )
+        player = worker(app, cache=state_dir / "cache")
+        running = asyncio.create_task(run_worker(player, stop, seed=1, max_batches=1, tasks=tasks))
         await stored_on(  # refused, then asked again a lease TTL later: still waiting
             app,
             "loop.task.refused",
             lambda found: sum(s.event.task_type == "selfplay" for s in found) >= 2,
         )
         assert await app.store.last_seq(GAMES_STREAM, subject) == before
-        assert not worker.done()
-    played = await asyncio.wait_for(worker, 30)
-    assert played.batches == 1 and played.games == TINY.parallel_games
+        assert not running.done()
+    played = await asyncio.wait_for(running, 30)
+    assert played.batches == 1 and played.games == app.settings.loop.selfplay.games_per_task
     assert await app.store.last_seq(GAMES_STREAM, subject) > before
     started = await app.store.read_all(LOG_STREAM, "loop.task.started")
     finished = await app.store.read_all(LOG_STREAM, "loop.task.finished")

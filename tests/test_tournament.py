@@ -6,17 +6,12 @@ import asyncio
 
 import pytest
 
-from events import LOG_STREAM, EloUpdated, Producer
+from events import LOG_STREAM, EloUpdated
 from events.catalogue import SeatSpec
-from handlers import tournament
-from handlers.evaluator import EvaluatorDeps
-from handlers.play_common import play_settings
 from handlers.runtime import HandlerRuntime
 from ops.app import App
-from ops.tournament import crosstable, run_tournament, schedule
-from tests.test_play_stages import supervised
-
-TINY = play_settings({"preset": "tiny"})
+from ops.tournament import crosstable, resolve, run_tournament, schedule
+from projections.registry import RegistryProjection
 
 
 def tiers(*names: str) -> list[SeatSpec]:
@@ -31,37 +26,29 @@ def test_schedule_rotates_seats_and_fills_multiplayer_games() -> None:
     gauntlet = schedule("t-2", "square8_3p", tiers("mcts-4", "random"), "gauntlet", 3)
     assert len(gauntlet) == 3
     assert {s.participant_id for s in gauntlet[0].seats} == {"mcts-4", "random", "heuristic"}
-    with pytest.raises(ValueError, match="neither a tier"):
-        asyncio.run(_resolve_unknown())
-
-
-async def _resolve_unknown() -> None:
-    from ops.tournament import resolve
-
-    class NoStore:
-        js = None
-
-        async def read(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-            return
-            yield
-
-    await resolve(NoStore(), "square8_2p", ["random", "nobody"], TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'nobody' is neither a tier"):
+        resolve(RegistryProjection().initial(), "square8_2p", ["random", "nobody"])
 
 
 async def test_two_workers_share_the_games_and_results_are_rated(app: App) -> None:
-    deps = EvaluatorDeps(app.store, TINY, app.settings.state_dir, Producer.current("evaluator"))
-    stop = asyncio.Event()
-    workers = [asyncio.create_task(tournament.serve(deps, stop, batch=2)) for _ in range(2)]
+    from dataclasses import replace
+
+    workers = [  # two evaluator processes' consumers of the work queue, two games a fetch
+        HandlerRuntime(replace(app.stage("evaluator").specs()[0], batch=2), app.store)
+        for _ in range(2)
+    ]
+    working = [asyncio.create_task(w.run()) for w in workers]
     rater = HandlerRuntime(app.handler_spec("elo-rater"), app.store)
-    rating = asyncio.create_task(supervised(rater))
+    rating = asyncio.create_task(rater.run())
     try:
         outcome = await run_tournament(
-            deps, "square8_2p", ["random", "heuristic"], games=4, timeout=60
+            app, "square8_2p", ["random", "heuristic"], games=4, timeout=60
         )
     finally:
-        stop.set()
-        played = await asyncio.gather(*workers)
-    assert sum(played) == 4 and len(outcome.matches) == 4
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*working)
+    assert sum(w.processed for w in workers) == 4 and len(outcome.matches) == 4
     assert {m.context for m in outcome.matches} == {"tournament"}
     assert {m.game_id for m in outcome.matches} == {
         f"{outcome.tournament_id}:{i}" for i in range(4)
