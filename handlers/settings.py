@@ -28,11 +28,15 @@ class _Section(BaseModel):
 
 def players_of(config: str) -> int:
     """2, 3 or 4 from a config name such as ``hex8_3p``."""
-    return int(config.rsplit("_", 1)[1].removesuffix("p"))
+    from events.config import split_config
+
+    return split_config(config)[1]
 
 
 def board_of(config: str) -> str:
-    return config.rsplit("_", 1)[0]
+    from events.config import split_config
+
+    return split_config(config)[0]
 
 
 class PerPlayers(_Section):
