@@ -1,4 +1,4 @@
-"""The evaluator's events: an evaluation's start and verdict data, and the eval-game work items."""
+"""The evaluator's events: EvaluationStarted, EvaluationCompleted (to the promoter), EvalGameRequested work."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Participant keys of the ratings: a model is rated by its weights' hash, anyone else by id."""
+"""Rating keys, as the elo rater and the Elo read model key participants: weights' hash, else id."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RingRift's EloService arguments in ringloop's terms: config names, ranks, and the MatchCompleted of a result.
+"""RingRift's Elo arguments in ringloop's terms: config names, ranks, the MatchCompleted of a result.
 
 Pure functions for ``ops.elo_core``'s write path (and ``ops.elo_import``): RingRift's
 ``board_type`` + ``num_players`` become a config name, finishing positions become ranks, and
@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.config import BOARD_TYPES
 from events import MatchCompleted, MatchParticipant, Producer, derive_event_id
 from events.config import CONFIG_PATTERN, split_config
 from events.envelope import new_event_id
 from projections.tables import Tables
 
-BOARD_TYPES = ("square8", "hex8", "square19", "hexagonal")
 _BOARD_ALIASES = {"sq8": "square8", "sq19": "square19"}
 _ID_CONFIG = re.compile(
     r"(?:^|[_:/.-])(square8|square19|hexagonal|hex8|sq8|sq19)_([234])p(?=$|[_:/.-])"
