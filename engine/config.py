@@ -79,13 +79,20 @@ class GameConfig:
 
     @classmethod
     def parse(cls, name: str) -> GameConfig:
-        """Parse "square8_2p" style names."""
+        """Parse "square8_2p" style names: exactly the names of ALL_CONFIGS.
+
+        The engine's own parser (it imports nothing of events/); it accepts the same names as
+        events.config.split_config (CONFIG_PATTERN), which tests/test_keys.py checks.
+        """
         board, sep, players = name.rpartition("_")
         if not sep or not players.endswith("p") or not players[:-1].isdigit():
             raise ValueError(f"bad config name {name!r}; expected e.g. 'square8_2p'")
         if board not in _BOARD_FACTS:
             raise ValueError(f"bad config name {name!r}: unknown board {board!r}")
-        return cls(board, int(players[:-1]))
+        config = cls(board, int(players[:-1]))
+        if config.name != name:  # "square8_02p": only the canonical spelling names a config
+            raise ValueError(f"bad config name {name!r}; expected {config.name!r}")
+        return config
 
     @property
     def rings_per_player(self) -> int:

@@ -1,4 +1,4 @@
-"""The envelope every ringloop event carries: identity, time, causality and producer."""
+"""The envelope every event carries (identity, time, causality, producer); the payload-part base."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-CONFIG_PATTERN = r"^(square8|hex8|square19|hexagonal)_[234]p$"
-ConfigName = Annotated[str, StringConstraints(pattern=CONFIG_PATTERN)]
-"""A board type × player count, e.g. ``square8_2p``."""
-
+from events.config import CONFIG_PATTERN as CONFIG_PATTERN  # re-exported: older imports
+from events.config import ConfigName as ConfigName
 
 E = TypeVar("E", bound="Event")
 
@@ -71,6 +69,12 @@ class Producer(BaseModel):
 def process_producer(name: str) -> Producer:
     """The Producer for `name` in this process, built once (host and pid do not change)."""
     return Producer.current(name)
+
+
+class Part(BaseModel):
+    """Base of nested payload parts: frozen and strict like events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Event(BaseModel):

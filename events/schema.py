@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from events.catalogue import EVENT_TYPES, EvalGameRequested, GameCompleted, HandlerFailed
-from events.envelope import CONFIG_PATTERN, Event
+from events.config import CONFIG_PATTERN
+from events.envelope import Event
 
 REF = "#/components/schemas/{model}"
 

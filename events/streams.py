@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from events.config import split_config
+
 GAMES_STREAM = "RINGLOOP_GAMES"
 LOG_STREAM = "RINGLOOP_LOG"
 WORK_STREAM = "RINGLOOP_WORK"
@@ -27,5 +29,6 @@ def stream_for_subject(subject: str) -> str:
 
 
 def games_subject(config: str, purpose: str = "*") -> str:
-    board, players = config.rsplit("_", 1)
-    return f"games.{board}.{players}.{purpose}"
+    """``games.<board>.<n>p.<purpose>`` of a config (raises ValueError quoting a bad config)."""
+    board, players = split_config(config)
+    return f"games.{board}.{players}p.{purpose}"

@@ -11,7 +11,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from events.envelope import CONFIG_PATTERN
+from events.config import CONFIG_PATTERN, split_config
 from events.participants import BASELINES
 
 BOARDS = ("square8", "hex8", "square19", "hexagonal")
@@ -29,11 +29,11 @@ class _Section(BaseModel):
 
 def players_of(config: str) -> int:
     """2, 3 or 4 from a config name such as ``hex8_3p``."""
-    return int(config.rsplit("_", 1)[1].removesuffix("p"))
+    return split_config(config)[1]
 
 
 def board_of(config: str) -> str:
-    return config.rsplit("_", 1)[0]
+    return split_config(config)[0]
 
 
 class PerPlayers(_Section):

@@ -32,14 +32,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from events import MatchCompleted, MatchParticipant, Producer, derive_event_id
-from events.envelope import CONFIG_PATTERN
+from events.config import CONFIG_PATTERN
 from ops.app import App
-from ops.elo_service import (
-    BOARD_TYPES,
-    current_elo_runner,
-    id_config_conflict,
-    ranks_from_positions,
-)
+from ops.elo_arguments import BOARD_TYPES, id_config_conflict, ranks_from_positions
+from ops.elo_queries import current_elo_runner
 
 IMPORT_NAMESPACE = "ringrift-unified-elo-import"
 PRODUCER = "import-elo-db"

@@ -16,6 +16,8 @@ from typing import Any
 import sqlite_utils
 
 from engine.rating import DEFAULT_RATING, PINNED_RATINGS, ml_ratings
+from events.config import split_config
+from events.keys import is_model_key
 from ops.app import App, projector_owner
 from projections.elo import EloProjection
 from projections.runner import ProjectionRunner, open_db
@@ -123,13 +125,8 @@ def combined_leaderboard(
 # ---------------------------------------------------------------- RingRift-shaped reads
 
 
-def _split(config: str) -> tuple[str, int]:
-    board, players = config.rsplit("_", 1)
-    return board, int(players[:-1])
-
-
 def _ai_type(key: str) -> str:
-    return "baseline" if key in PINNED_RATINGS else "model" if key.startswith("sha256:") else "ai"
+    return "baseline" if key in PINNED_RATINGS else "model" if is_model_key(key) else "ai"
 
 
 def _win_rate(wins: int, draws: int, games: int) -> float:
@@ -140,7 +137,7 @@ def leaderboard_entries(
     db: sqlite_utils.Database, config: str, limit: int = 50, min_games: int = 0
 ) -> list[dict[str, Any]]:
     """RingRift's LeaderboardEntry fields (rank, participant_id, name, rating, ...)."""
-    board, players = _split(config)
+    board, players = split_config(config)
     rows = db.query(
         "select r.*, h.time as last_time from elo_ratings r left join elo_history h "
         "on h.config = r.config and h.participant = r.participant and h.seq = r.last_seq "
@@ -262,7 +259,7 @@ def _match_record(db: sqlite_utils.Database, row: Mapping[str, Any]) -> dict[str
     names = display_names(db, row["config"])
     parts = row["participants"]
     firsts = [p["participant"] for p in parts if p["rank"] == 1]
-    board, players = _split(row["config"])
+    board, players = split_config(row["config"])
     before, after = {}, {}
     if row["rated_seq"] is not None:
         for change in db.query(
@@ -294,7 +291,7 @@ def rating_history(
     """A participant's rating after each of its rated matches, newest first."""
     keys = sorted(resolve_keys(db, participant_id, config))
     marks = ",".join("?" * len(keys))
-    board, players = _split(config)
+    board, players = split_config(config)
     rows = db.query(
         f"select * from elo_history where config = ? and participant in ({marks}) "
         "order by seq desc limit ?",

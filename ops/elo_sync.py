@@ -10,18 +10,12 @@ import asyncio
 import atexit
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from ops.settings import Settings, load_settings
+from ops.elo_core import AsyncEloService, default_settings
+from ops.settings import Settings
 
 T = TypeVar("T")
-
-
-def default_settings() -> Settings:
-    """./.ringloop, with its settings.toml when there is one (like the CLI)."""
-    path = Path(".ringloop/settings.toml")
-    return load_settings(path if path.exists() else None)
 
 
 # ---------------------------------------------------------------- the synchronous facade
@@ -31,9 +25,6 @@ class EloService:
     """RingRift's synchronous EloService: the async core on a private loop in a thread."""
 
     def __init__(self, settings: Settings | None = None, *, rater: bool = True) -> None:
-        # Imported here: ops.elo_service re-exports this module, so a top-level import would cycle.
-        from ops.elo_service import AsyncEloService
-
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="ringloop-elo-service", daemon=True

@@ -21,6 +21,7 @@ from events import (
     TrainingRequested,
     TrainingStarted,
 )
+from events.keys import rating_key
 from events.streams import GAMES_STREAM, LOG_STREAM
 from projections.eventstore import EventStore, StoredEvent
 
@@ -144,7 +145,7 @@ def _matches_and_ratings(
 ) -> None:  # fmt: skip
     keys = {model_id}
     if trained is not None:
-        keys.add(f"sha256:{trained.event.artifact.sha256[:16]}")  # type: ignore[attr-defined]
+        keys.add(rating_key(model_id, trained.event.artifact.sha256))  # type: ignore[attr-defined]
     matches = [s.event for s in log if isinstance(s.event, MatchCompleted)
                and (s.event.context_id in evaluation_ids
                     or any(p.key in keys or p.participant_id in keys for p in s.event.participants))]  # fmt: skip

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from events.keys import rating_key
 from ops.app import App
 
 
@@ -74,7 +75,6 @@ def _best_elo(registry: Any, elo: Any, config: str, best: str | None) -> float |
     if best is None:
         return None
     model = registry.get("registry_models", best) or {}
-    sha = (model.get("artifact") or {}).get("sha256")
-    key = f"sha256:{sha[:16]}" if sha else best
+    key = rating_key(best, (model.get("artifact") or {}).get("sha256"))
     row = elo.get("elo_ratings", config, key)
     return float(row["elo"]) if row else None

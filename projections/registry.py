@@ -21,6 +21,7 @@ from events import (
     ModelRetired,
     ModelRolledBack,
     TrainingCompleted,
+    keys,
 )
 from events.catalogue import ArtifactRef
 from projections.base import Projection
@@ -131,8 +132,7 @@ def model_row(state: Tables, model_id: str) -> Row | None:
 def rating_key(row: Row) -> str:
     """The model's participant key in the Elo read model (content hash when known)."""
     artifact = row.get("artifact") or {}
-    sha = artifact.get("sha256")
-    return f"sha256:{sha[:16]}" if sha else str(row["model_id"])
+    return keys.rating_key(str(row["model_id"]), artifact.get("sha256"))
 
 
 def lineage(state: Tables, model_id: str) -> list[str]:
