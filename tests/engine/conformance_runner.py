@@ -163,9 +163,28 @@ def run_contract_vector(v: dict[str, Any], state: GameState | None = None) -> St
     if expected["status"] == "complete" and want_phase not in _INTERMEDIATE:
         auto_complete(s)
     errors = check_assertions(before, s, s_before, assertions, chain)
+    errors += check_final_state(s, chain, expected.get("finalState"))
     if status_of(s, move.player) != expected["status"]:
         errors.append(f"status: expected {expected['status']!r}, got {status_of(s, move.player)!r}")
     return Step(errors, s, outcome)
+
+
+def check_final_state(s: GameState, chain: list[Move], final: dict[str, Any] | None) -> list[str]:
+    """`expectedOutput.finalState` of the chain vectors: where the chain ends, and every
+    marker on the board afterwards."""
+    if final is None:
+        return []
+    if not chain:
+        return ["finalState given, but no chain capture was played"]
+    g = s.geometry
+    errors = []
+    if chain[-1].to_cell != g.cell_of_position(final["finalStackPosition"]):
+        errors.append(f"finalStackPosition: expected {final['finalStackPosition']}")
+    want = {g.cell_of_position(p) for p in final["markerPositions"]}
+    have = {c for c in g.cells if s.marker(c)}
+    if want != have:
+        errors.append(f"markerPositions: expected {sorted(want)}, got {sorted(have)}")
+    return errors
 
 
 def run_sequence(steps: list[dict[str, Any]], result: Result) -> None:
