@@ -1,77 +1,36 @@
-"""Runs RingRift's published conformance vectors against the engine; shared by the tests."""
+"""Runs RingRift's contract vectors and sequences against the engine, and dispatches every
+case (parity fixtures: conformance_parity); shared by the tests."""
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from conformance_cases import (
+    Case,
+    Result,
+    Step,
+    accepted_but,
+    auto_complete,
+    conformance_dir,
+    expect_invalid_state,
+    load_cases,
+    rejection,
+)
+from conformance_parity import round_trip_errors, run_parity_action, run_trace
+
 from engine.conformance_exceptions import EXCEPTIONS
-from engine.move import BOOKKEEPING, NO_LINE_ACTION, NO_TERRITORY_ACTION, Move
+from engine.move import BOOKKEEPING, CONTINUE_CAPTURE, Move
 from engine.state import GAME_OVER, GameState, IllegalMoveError
 
-
-def conformance_dir() -> Path:
-    env = os.environ.get("RINGLOOP_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+__all__ = ["Case", "Result", "conformance_dir", "load_cases", "run_case"]
 
 
-@dataclass
-class Case:
-    """One vector: an id, its file and the JSON."""
+class SegmentRejected(IllegalMoveError):
+    """A chain segment of `expectedChainSequence` that is not legal; `move` is that segment."""
 
-    id: str
-    kind: str  # contract | parity_state_action | parity_trace | parity_state_only
-    data: dict[str, Any]
-    sequence: list[dict[str, Any]] = field(default_factory=list)
-
-
-def load_cases(root: Path) -> list[Case]:
-    cases: list[Case] = []
-    sequences: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((root / "ringrift-contract-vectors-v2").glob("*.json")):
-        for v in json.loads(path.read_text())["vectors"]:
-            seq = next(
-                (t.split(":", 1)[1] for t in v.get("tags", []) if t.startswith("sequence:")), None
-            )
-            if seq:
-                sequences.setdefault(seq, []).append(v)
-            else:
-                cases.append(Case(v["id"], "contract", v))
-    for name, steps in sorted(sequences.items()):
-        steps.sort(key=lambda v: v["id"])
-        cases.append(Case(f"sequence:{name}", "sequence", {}, steps))
-    for path in sorted((root / "ringrift-rules-parity").glob("*/*.json")):
-        data = json.loads(path.read_text())
-        kind = "parity_" + path.name.split(".", 1)[0]
-        cases.append(Case(f"{path.parent.name}/{path.stem}", kind, data))
-    return cases
-
-
-def s_value(d: dict[str, Any]) -> int:
-    board = d["board"]
-    elim = d.get("totalRingsEliminated")
-    if elim is None:
-        elim = sum(board.get("eliminatedRings", {}).values())
-    return len(board.get("markers", {})) + len(board.get("collapsedSpaces", {})) + elim
-
-
-def auto_complete(s: GameState) -> list[Move]:
-    """Apply host bookkeeping (no_line_action / no_territory_action) until a turn boundary."""
-    applied = []
-    for _ in range(20):
-        if s.phase not in ("line_processing", "territory_processing"):
-            break
-        moves = s.legal_moves()
-        if len(moves) != 1 or moves[0].type not in (NO_LINE_ACTION, NO_TERRITORY_ACTION):
-            break
-        s.apply(moves[0])
-        applied.append(moves[0])
-    return applied
+    def __init__(self, message: str, move: Move) -> None:
+        super().__init__(message)
+        self.move = move
 
 
 def resolve_chain(s: GameState, expected: list[dict[str, Any]] | None) -> list[Move]:
@@ -85,7 +44,8 @@ def resolve_chain(s: GameState, expected: list[dict[str, Any]] | None) -> list[M
         landing = g.cell_of_position(step["landing"])
         found = [m for m in s.legal_moves() if m.capture_target == target and m.to_cell == landing]
         if not found:
-            raise IllegalMoveError(f"chain step {step!r} is not a legal segment")
+            segment = Move(CONTINUE_CAPTURE, s.current_player, s.chain_pos, landing, target)
+            raise SegmentRejected(f"chain step {step!r} is not a legal segment", segment)
         s.apply(found[0])
         played.append(found[0])
     while s.phase == "chain_capture":
@@ -170,209 +130,99 @@ def status_of(s: GameState, player: int) -> str:
     return "complete"
 
 
-class Stop(Exception):
-    """A spec exception held as expected: the vector's move was rejected; chaining ends."""
-
-
-def _exception(vid: str) -> dict[str, Any] | None:
-    return EXCEPTIONS.get(vid)
-
-
-def run_contract_vector(
-    v: dict[str, Any], state: GameState | None = None
-) -> tuple[list[str], GameState | None]:
-    """Apply a contract vector; returns (mismatches, resulting state). Raises Stop when a
-    listed spec exception held (the move was rejected as the spec requires)."""
-    exc = _exception(v["id"])
+def run_contract_vector(v: dict[str, Any], state: GameState | None = None) -> Step:
+    """Apply a contract vector (from `state` when chained, else from its stated input)."""
+    exc = EXCEPTIONS.get(v["id"])
     expect = exc["expect"] if exc else None
-    if expect == "invalid_state":
-        try:
-            GameState.from_ringrift_json(v["input"]["state"])
-        except ValueError:
-            raise Stop(v["id"]) from None
-        return [f"expected the state to be rejected ({exc['rule']})"], None
+    if exc is not None and expect == "invalid_state":
+        return expect_invalid_state(v["input"]["state"], exc)
     s = state if state is not None else GameState.from_ringrift_json(v["input"]["state"])
-    before = s.copy()
-    s_before = s.s_invariant()
-    raw = v["input"].get("move") or v["input"]["initialMove"]
+    before, s_before = s.copy(), s.s_invariant()
     expected = dict(v["expectedOutput"])
     assertions = dict(expected["assertions"])
+    outcome = "vector"
     if isinstance(expect, dict):
         assertions.update(expect["assertions"])
         expected["status"] = expect.get("status", expected["status"])
-    errors: list[str] = []
+        outcome = "spec_state"
+    move = Move.from_ringrift_json(v["input"].get("move") or v["input"]["initialMove"], s.geometry)
+    want_phase = assertions.get("currentPhase")
+    chain: list[Move] = []
     try:
-        move = s.match_move(Move.from_ringrift_json(raw, s.geometry))
+        move = s.match_move(move)
         s.apply(move)
-        chain: list[Move] = []
-        want_phase = assertions.get("currentPhase")
-        if (
-            s.phase == "chain_capture"
-            and want_phase != "chain_capture"
-            and expected["status"] != "awaiting_decision"
-        ):
-            chain = [move, *resolve_chain(s, v["input"].get("expectedChainSequence"))]
+        if s.phase == "chain_capture" and want_phase != "chain_capture":
+            if expected["status"] != "awaiting_decision":
+                chain = [move, *resolve_chain(s, v["input"].get("expectedChainSequence"))]
+    except SegmentRejected as err:
+        return rejection(exc, s, err.move, err)
     except IllegalMoveError as err:
-        if expect == "rejected":
-            raise Stop(v["id"]) from None
-        return [f"move rejected: {err}"], None
-    if expect == "rejected":
-        return [f"expected rejection under {exc['rule']}, but the move was accepted"], None
+        return rejection(exc, s, move, err)
+    if exc is not None and expect == "rejected":
+        return accepted_but(exc)
     if expected["status"] == "complete" and want_phase not in _INTERMEDIATE:
         auto_complete(s)
-    errors += check_assertions(before, s, s_before, assertions, chain)
-    if status_of(s, move.player) != expected["status"] and not isinstance(expect, dict):
+    errors = check_assertions(before, s, s_before, assertions, chain)
+    errors += check_final_state(s, chain, expected.get("finalState"))
+    if status_of(s, move.player) != expected["status"]:
         errors.append(f"status: expected {expected['status']!r}, got {status_of(s, move.player)!r}")
-    return errors, s
+    return Step(errors, s, outcome)
 
 
-def fingerprint(s: GameState, meta_fields: int) -> str:
-    """RingRift's state fingerprint string (RULES_DIGEST §25)."""
-    g = s.geometry
-    meta = [
-        str(s.current_player),
-        s.phase,
-        "active" if not s.is_over else "completed",
-        "1" if s.pending_line else "0",
-    ]
-    players = "|".join(
-        f"{p}:{s.rings_in_hand(p)}:{s.eliminated_rings(p)}:{s.territory(p)}"
-        for p in range(1, s.num_players + 1)
-    )
-    stacks = "|".join(
-        sorted(
-            f"{g.key(c)}:{s.controller(c)}:{s.height(c)}:{s.cap_height(c)}"
-            for c in g.cells
-            if s.height(c)
-        )
-    )
-    markers = "|".join(sorted(f"{g.key(c)}:{s.marker(c)}" for c in g.cells if s.marker(c)))
-    collapsed = "|".join(sorted(f"{g.key(c)}:{s.collapsed(c)}" for c in g.cells if s.collapsed(c)))
-    return "#".join([":".join(meta[:meta_fields]), players, stacks, markers, collapsed])
-
-
-def compare_fingerprint(s: GameState, expected: str) -> list[str]:
-    meta, rest = expected.split("#", 1)
-    fields = meta.split(":")
-    ours = fingerprint(s, len(fields)).split("#", 1)
-    errors = []
-    if ours[0].split(":")[:2] != fields[:2]:
-        errors.append(f"fingerprint meta: expected {meta!r}, got {ours[0]!r}")
-    if ours[1] != rest:
-        errors.append(f"fingerprint board: expected {rest!r}, got {ours[1]!r}")
-    return errors
-
-
-def run_parity_action(
-    state_json: dict[str, Any],
-    move_json: dict[str, Any],
-    expected: dict[str, Any],
-    expect: Any = None,
-) -> tuple[list[str], GameState | None]:
-    if expect == "invalid_state":
-        try:
-            GameState.from_ringrift_json(state_json)
-        except ValueError:
-            raise Stop("invalid state") from None
-        return ["expected the state to be rejected"], None
-    s = GameState.from_ringrift_json(state_json)
-    try:
-        move = s.match_move(Move.from_ringrift_json(move_json, s.geometry))
-        s.apply(move)
-        valid = True
-    except IllegalMoveError as err:
-        valid, reason = False, str(err)
-    if expect == "rejected":
-        if valid:
-            return ["expected rejection under the spec exception, but the move was accepted"], None
-        raise Stop("rejected")
-    if valid != expected["tsValid"]:
-        return [
-            f"validity: expected {expected['tsValid']}, got {valid}"
-            + ("" if valid else f" ({reason})")
-        ], None
-    if not valid:
-        return [], None
-    if (
-        expected.get("tsNext", {}).get("currentPhase")
-        not in ("line_processing", "territory_processing")
-        or "tsNext" not in expected
-    ):
-        auto_complete(s)
-    errors = []
-    nxt = expected.get("tsNext")
-    if nxt:
-        got = {
-            "boardType": s.geometry.board, "currentPhase": s.phase, "currentPlayer": s.current_player,
-            "totalRingsEliminated": s.total_eliminated, "victoryThreshold": s.victory_threshold,
-            "markers": sum(1 for c in s.geometry.cells if s.marker(c)),
-            "collapsed": sum(1 for c in s.geometry.cells if s.collapsed(c)),
-            "eliminated": s.total_eliminated,
-            "S": s.s_invariant(),
-        }  # fmt: skip
-        for key, want in nxt.items():
-            if key in got and got[key] != want:
-                errors.append(f"tsNext.{key}: expected {want!r}, got {got[key]!r}")
-        if nxt.get("gameStatus") == "completed" and not s.is_over:
-            errors.append("tsNext.gameStatus: expected completed")
-        if "stateHash" in nxt:
-            errors += compare_fingerprint(s, nxt["stateHash"])
-    if "tsStateHash" in expected:
-        errors += compare_fingerprint(s, expected["tsStateHash"])
-    if "tsS" in expected and s.s_invariant() != expected["tsS"]:
-        errors.append(f"tsS: expected {expected['tsS']}, got {s.s_invariant()}")
-    return errors, s
-
-
-def run_case(case: Case) -> list[str]:
-    """Mismatches between our engine and the case (empty when it conforms, or when a listed
-    spec exception held)."""
-    try:
-        return _run_case(case)
-    except Stop:
+def check_final_state(s: GameState, chain: list[Move], final: dict[str, Any] | None) -> list[str]:
+    """`expectedOutput.finalState` of the chain vectors: where the chain ends, and every
+    marker on the board afterwards."""
+    if final is None:
         return []
-
-
-def _run_case(case: Case) -> list[str]:
-    exc = _exception(case.id)
-    expect = exc["expect"] if exc else None
-    if case.kind == "contract":
-        return run_contract_vector(case.data)[0]
-    if case.kind == "sequence":
-        return run_sequence(case.sequence)
-    d = case.data
-    if case.kind == "parity_state_only":
-        s = GameState.from_ringrift_json(d["state"])
-        return (
-            [] if s.to_ringrift_json()["currentPhase"] == d["state"]["currentPhase"] else ["phase"]
-        )
-    if case.kind == "parity_state_action":
-        return run_parity_action(d["state"], d["move"], d["expected"], expect)[0]
-    errors: list[str] = []
-    state_json = d["initialState"]
-    for step in d["steps"]:
-        errs, s = run_parity_action(state_json, step["move"], step["expected"], expect)
-        errors += [f"{step.get('label')}: {e}" for e in errs]
-        if s is None:
-            break
-        state_json = s.to_ringrift_json()
+    if not chain:
+        return ["finalState given, but no chain capture was played"]
+    g = s.geometry
+    errors = []
+    if chain[-1].to_cell != g.cell_of_position(final["finalStackPosition"]):
+        errors.append(f"finalStackPosition: expected {final['finalStackPosition']}")
+    want = {g.cell_of_position(p) for p in final["markerPositions"]}
+    have = {c for c in g.cells if s.marker(c)}
+    if want != have:
+        errors.append(f"markerPositions: expected {sorted(want)}, got {sorted(have)}")
     return errors
 
 
-def run_sequence(steps: list[dict[str, Any]]) -> list[str]:
-    errors: list[str] = []
+def run_sequence(steps: list[dict[str, Any]], result: Result) -> None:
+    """Chain a sequence's steps. After a step that did not assert the vector's own
+    expectation (a spec exception, or a mismatch), our state is not the one the next vector
+    chains from, so the next step runs from its own stated input state instead."""
     state: GameState | None = None
+    broken = ""
     for v in steps:
+        vid = v["id"]
         if state is not None:
-            errors += [f"{v['id']}: {e}" for e in compare_states(state, v["input"]["state"])]
-        try:
-            errs, state = run_contract_vector(v, state)
-        except Stop:
-            break
-        errors += [f"{v['id']}: {e}" for e in errs]
-        if state is None:
-            break
-    return errors
+            result.errors += [f"{vid}: {e}" for e in compare_states(state, v["input"]["state"])]
+        elif broken:
+            result.restarted[vid] = broken
+        step = run_contract_vector(v, state)
+        result.add(vid, step)
+        conformed = step.outcome == "vector" and not step.errors
+        state = step.state if conformed else None
+        if not conformed:
+            broken = f"after {vid} ({step.outcome}), run from its own stated input state"
+
+
+def run_case(case: Case) -> Result:
+    """Every vector/step of a case against the engine."""
+    result = Result()
+    d = case.data
+    if case.kind == "contract":
+        result.add(case.id, run_contract_vector(d))
+    elif case.kind == "sequence":
+        run_sequence(case.sequence, result)
+    elif case.kind == "parity_state_only":
+        result.add(case.id, Step(round_trip_errors(d["state"]), None, "vector"))
+    elif case.kind == "parity_state_action":
+        exc = EXCEPTIONS.get(case.id)
+        result.add(case.id, run_parity_action(d["state"], d["move"], d["expected"], exc))
+    else:
+        run_trace(case, result)
+    return result
 
 
 def compare_states(s: GameState, d: dict[str, Any]) -> list[str]:
