@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from engine.move import (
     NO_TERRITORY_ACTION,
     PLACE_RING,
     PROCESS_LINE,
+    RECOVERY_SLIDE,
     SKIP_TERRITORY,
     Move,
 )
@@ -45,9 +47,78 @@ from engine.state import GameState, IllegalMoveError
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "ringrift_games.ts"
 
-# kind -> (the rule that decides it, which engine it finds right). Kinds are the labels
-# `classify_*` gives; a kind not listed here is new and wants a look.
-KINDS: dict[str, tuple[str, str]] = {}
+# (pattern of a kind, the rule that decides it, which engine it finds right). Kinds are the
+# labels `classify_*` give; a kind no pattern matches is new and wants a look.
+_RINGLOOP = "ringloop follows the rule; RingRift's engine departs from it"
+KINDS: list[tuple[str, str, str]] = [
+    (
+        r"position after choose_territory_option: .*\(RingRift collapses more markers\)",
+        "R145 step 2, COMPLETE_RULES §12.2: only the border markers that take part in a "
+        "minimal blocking path collapse (engine/territory.py); RingRift also collapses every "
+        "marker, of any colour, 8-connected to them",
+        _RINGLOOP,
+    ),
+    (
+        r"legal moves in territory_processing; only ringloop: choose_territory_option.*"
+        r"\(regions sealed only by collapsed cells\)",
+        "R141/R142: a region walled by collapsed cells and the edge is disconnected when it "
+        "lacks an active colour; RingRift keeps such a region only if exactly one player is "
+        "represented in it",
+        _RINGLOOP,
+    ),
+    (
+        r"after eliminate_rings_from_stack: ringloop to territory_processing, "
+        r"RingRift to ring_placement|move illegal in ringloop: no_territory_action",
+        "R141/R142 (follows from the kind above: ringloop still has a region to offer)",
+        _RINGLOOP,
+    ),
+    (
+        r"legal moves in line_processing; only ringloop: choose_line_option$"
+        r"|move illegal in ringloop: process_line",
+        "R120/R122: a line longer than lineLength offers Option 1 and every Option-2 window "
+        "as explicit choices; RingRift offers a bare process_line (collapse all)",
+        _RINGLOOP,
+    ),
+    (
+        r"legal moves in line_processing; only RingRift: choose_line_option$",
+        "R123: a pending line-reward elimination is paid by the next move, before another "
+        "line is processed; RingRift also offers the next line",
+        _RINGLOOP,
+    ),
+    (
+        r"legal moves in ring_placement; only ringloop: place_ring of 2-3 rings",
+        "R081: 1-3 rings on an empty cell, no-dead-placement judged for the stack placed; "
+        "RingRift judges (and offers) one ring only, so a cell where only a 2-3 ring stack "
+        "can move is missing",
+        _RINGLOOP,
+    ),
+    (
+        r"after no_line_action: ringloop to territory_processing, RingRift to forced_elim",
+        "R073/R075/R204: every phase is visited and recorded; territory_processing comes "
+        "before forced_elimination (RULES_DIGEST §19 'line→FE route')",
+        _RINGLOOP,
+    ),
+    (
+        r"position after .*: eliminatedRings,ringsInHand \(game over by stalemate",
+        "R173: at a bare-board stalemate every ring in hand becomes an eliminated ring of "
+        "its owner; RingRift counts them for the tie-break without moving them",
+        _RINGLOOP,
+    ),
+    (
+        r"ringloop ends the game after .*, RingRift plays on .*; same winner",
+        "R170/R171: victory is judged after the full turn; ringloop ends the game on the "
+        "move that meets a condition, as RingRift's contract vectors near_victory_territory.* "
+        "require (RULES_DIGEST §15 'Order'); the winner agrees",
+        "RingRift's engine follows the rule text; ringloop follows the contract vectors",
+    ),
+]
+
+
+def verdict_of(kind: str) -> tuple[str, str]:
+    for pattern, rule, verdict in KINDS:
+        if re.search(pattern, kind):
+            return rule, verdict
+    return "?", "unclassified"
 
 
 @dataclass
@@ -107,12 +178,17 @@ def classify_legal(s: GameState, ours: set[tuple[Any, ...]], theirs: set[tuple[A
     only_ours = sorted({k[0] for k in ours - theirs})
     only_theirs = sorted({k[0] for k in theirs - ours})
     label = f"legal moves in {s.phase}"
+    if only_ours == [PLACE_RING] and not only_theirs:
+        cells = {k[2] for k in ours - theirs}
+        single = {m.to_cell for m in s.legal_moves() if m.type == PLACE_RING and m.count == 1}
+        if not cells & single:
+            return label + "; only ringloop: place_ring of 2-3 rings on an empty cell"
     if only_ours:
         label += f"; only ringloop: {','.join(only_ours)}"
     if only_theirs:
         label += f"; only RingRift: {','.join(only_theirs)}"
     regions = [k[2] for k in ours - theirs if k[0] == CHOOSE_TERRITORY_OPTION]
-    if regions and not only_theirs:
+    if regions and set(only_theirs) <= {NO_TERRITORY_ACTION}:
         sealed = all(_sealed_by_collapsed(s, r) for r in regions)
         label += " (regions sealed only by collapsed cells)" if sealed else " (regions)"
     return label
@@ -123,9 +199,11 @@ def _sealed_by_collapsed(s: GameState, region: frozenset[int]) -> bool:
     return all(s._collapsed[y] for c in region for y in around[c] if y not in region)
 
 
-def classify_position(move: Move, found: list[str]) -> str:
+def classify_position(s: GameState, move: Move, found: list[str]) -> str:
     fields = sorted({f.split(" ", 1)[0].split("[", 1)[0] for f in found})
     label = f"position after {move.type}: {','.join(fields)}"
+    if fields == ["eliminatedRings", "ringsInHand"] and s.is_over and not any(s._hand):
+        return label + " (game over by stalemate; ringloop converts rings in hand)"
     board = [f for f in found if f.startswith(("marker ", "collapsed "))]
     if move.type == CHOOSE_TERRITORY_OPTION and board == found:
         more = all(
@@ -163,9 +241,33 @@ def realign(s: GameState, after: dict[str, Any]) -> bool:
     return False
 
 
-def _move_reaching(s: GameState, theirs: Position) -> Move | None:
-    """Our legal move whose position is RingRift's (to go on past a move we reject)."""
-    for m in s.legal_moves():
+def _play(s: GameState, played: Move, recorded: Position, tally: Tally, where: str) -> bool:
+    """Apply RingRift's move here. A move that leaves a choice open (a recovery slide names
+    no extraction stack; RingRift's engine picks one) is played as the legal move that
+    reaches RingRift's position. A move illegal here is tallied and, where one of our moves
+    reaches RingRift's position, that one is played instead; False when none does."""
+    try:
+        move = s.match_move(played)
+    except IllegalMoveError:
+        tally.note(f"move illegal in ringloop: {played.type}", where)
+        reaching = _move_reaching(s, recorded, s.legal_moves())
+        if reaching is not None:
+            s.apply(reaching)
+        return reaching is not None
+    if played.type == RECOVERY_SLIDE and played.extraction is None:
+        same = [
+            m
+            for m in s.legal_moves()
+            if m._replace(extraction=None) == move._replace(extraction=None)
+        ]
+        move = _move_reaching(s, recorded, same) or move
+    s.apply(move)
+    return True
+
+
+def _move_reaching(s: GameState, theirs: Position, moves: list[Move]) -> Move | None:
+    """The one of `moves` after which our position is RingRift's."""
+    for m in moves:
         if position_of(s.play(m)) == theirs:
             return m
     return None
@@ -229,23 +331,22 @@ def compare_game(game: dict[str, Any]) -> Tally:
         played = theirs_moves[step["choice"]]
         after = step["after"]
         recorded = position_from_json(after, g, s.num_players)
-        try:
-            s.apply(s.match_move(played))
-        except IllegalMoveError:
-            tally.note(f"move illegal in ringloop: {played.type}", f"{where} move {i + 1}")
-            reaching = _move_reaching(s, recorded)
-            if reaching is None:
-                tally.stopped += 1
-                return tally
-            s.apply(reaching)
+        if not _play(s, played, recorded, tally, f"{where} move {i + 1}"):
+            tally.stopped += 1
+            return tally
         tally.moves += 1
         found = differences(recorded, position_of(s), g)
         if found:
-            tally.note(classify_position(played, found), f"{where} move {i + 1}: {found[:4]}")
+            tally.note(classify_position(s, played, found), f"{where} move {i + 1}: {found[:4]}")
             adopt(s, recorded)
         if _turn_of(after) != _our_turn(s):
+            kind = classify_turn(played, _our_turn(s), _turn_of(after))
+            if s.is_over and after.get("gameStatus") == "active":
+                theirs_end = game["steps"][-1]["after"]
+                same = theirs_end.get("gameStatus") != "active" and theirs_end["winner"] == s.winner
+                kind += "; same winner when RingRift ends it" if same else "; other winner"
             tally.note(
-                classify_turn(played, _our_turn(s), _turn_of(after)),
+                kind,
                 f"{where} move {i + 1}: ringloop {_our_turn(s)}, RingRift {_turn_of(after)}",
             )
             if not realign(s, after):
@@ -295,7 +396,7 @@ def report(tallies: dict[str, Tally]) -> dict[str, Any]:
         total.merge(t)
     kinds = []
     for kind, count in total.differ.most_common():
-        rule, verdict = KINDS.get(kind, ("?", "unclassified"))
+        rule, verdict = verdict_of(kind)
         kinds.append({"kind": kind, "positions": count, "rule": rule, "verdict": verdict,
                       "example": total.examples[kind]})  # fmt: skip
     return {
