@@ -76,7 +76,8 @@ KINDS: list[tuple[str, str, str]] = [
         r"legal moves in line_processing; only ringloop: choose_line_option$"
         r"|move illegal in ringloop: process_line",
         "R120/R122: a line longer than lineLength offers Option 1 and every Option-2 window "
-        "as explicit choices; RingRift offers a bare process_line (collapse all)",
+        "as explicit choices; RingRift offers a bare process_line (collapse all). A "
+        "process_line played while a line reward is pending is the R123 kind below",
         _RINGLOOP,
     ),
     (
