@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.config import GameConfig
 from engine.move import BOOKKEEPING, Move
+from engine.position import differences, position_from_json, position_of
 from engine.state import GameState, IllegalMoveError
 
 
@@ -74,13 +75,15 @@ def _swap_rule(record: dict[str, Any]) -> bool:
 
 
 def replay(record: dict[str, Any]) -> ReplayResult:
-    """Replay every move; fail on an illegal move or a winner that disagrees with ours."""
+    """Replay every move; fail on an illegal move, on a position the record carries (after a
+    move, or at the end) that differs from ours, or on a winner that disagrees with ours."""
     result = ReplayResult()
     config = config_of(record)
     swap = _swap_rule(record)
     s = GameState.initial(config, swap_rule=swap)
     result.state = s
-    for i, data in enumerate(record.get("moves") or ()):
+    moves = record.get("moves") or ()
+    for i, data in enumerate(moves):
         if s.is_over:
             result.error = f"move {i + 1} ({data.get('type')!r}) recorded after the game ended"
             return result
@@ -90,9 +93,35 @@ def replay(record: dict[str, Any]) -> ReplayResult:
             result.error = f"move {i + 1} ({data.get('type')!r}) is illegal: {err}"
             return result
         result.moves_applied += 1
+        after = data.get("stateAfter") or data.get("state_after")
+        if isinstance(after, dict) and _position_differs(after, s, f"move {i + 1}", data, result):
+            return result
+    final = record.get("finalState") or record.get("final_state")
+    last = moves[-1] if moves else {}
+    if isinstance(final, dict) and _position_differs(
+        final, s, f"the last move (move {len(moves)})", last, result
+    ):
+        return result
     result.winner, result.reason = s.winner, s.victory_reason
     _compare_summary(record, s, result)
     return result
+
+
+def _position_differs(
+    theirs: dict[str, Any], s: GameState, where: str, move: dict[str, Any], result: ReplayResult
+) -> bool:
+    """Set the result's error when the recorded position differs from ours."""
+    g = s.geometry
+    try:
+        recorded = position_from_json(theirs, g, s.num_players)
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        result.error = f"position recorded after {where} cannot be read: {err!r}"
+        return True
+    found = differences(recorded, position_of(s), g)
+    if found:
+        shown = found if len(found) < 6 else [*found[:5], f"... {len(found) - 5} more"]
+        result.error = f"position differs after {where} ({move.get('type')!r}): {'; '.join(shown)}"
+    return bool(found)
 
 
 def _compare_summary(record: dict[str, Any], s: GameState, result: ReplayResult) -> None:
@@ -111,10 +140,17 @@ def _compare_summary(record: dict[str, Any], s: GameState, result: ReplayResult)
     if isinstance(final, dict):
         ours = final_score(s)
         for key, value in final.items():
-            if key in ours and ours[key] != value:
-                result.warnings.append(
-                    f"finalScore.{key} {value!r} differs from ours {ours[key]!r}"
-                )
+            if key not in ours:
+                continue
+            if not isinstance(value, dict):
+                result.warnings.append(f"finalScore.{key} {value!r} is not a table by player")
+                continue
+            for seat, count in value.items():
+                mine = ours[key].get(str(seat))
+                if mine != count:
+                    result.warnings.append(
+                        f"finalScore.{key}[{seat}] {count!r} differs from ours {mine!r}"
+                    )
 
 
 def final_score(s: GameState) -> dict[str, Any]:

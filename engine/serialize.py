@@ -124,8 +124,12 @@ def _compatible(legal: Move, m: Move) -> bool:
     if m.collapse and set(m.collapse) != set(legal.collapse):
         return False
     if m.to_cell is not None and m.to_cell != legal.to_cell:
-        return bool(legal.cells) and not m.cells and m.to_cell in legal.cells
+        # A line or region is named by any of its cells (RingRift's hosts pick any one).
+        return legal.type in _CHOOSES_CELLS and m.to_cell in legal.cells
     return True
+
+
+_CHOOSES_CELLS = frozenset({PROCESS_LINE, CHOOSE_LINE_OPTION, CHOOSE_TERRITORY_OPTION})
 
 
 def match_move(s: GameState, m: Move) -> Move:
@@ -136,6 +140,8 @@ def match_move(s: GameState, m: Move) -> Move:
     if m in legal:
         return m
     found = [c for c in legal if _compatible(c, m)]
+    # where a lone cell names two lines through it, the line it is the representative of
+    found.sort(key=lambda c: c.to_cell != m.to_cell)
     if not found:
         raise IllegalMoveError(
             f"illegal move {m.to_notation()!r}: no legal move of player {s.current_player} "

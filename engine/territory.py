@@ -1,4 +1,20 @@
-"""Territory: disconnected-region discovery, eligibility and border markers (R140-R145)."""
+"""Territory: disconnected-region discovery, eligibility and border markers (R140-R145).
+
+How the border-marker rule is read (R145 step 2; COMPLETE_RULES §12.2). Processing a
+region R collapses "the markers of the single border colour B that take part in at least
+one minimal blocking path"; B markers "that do not participate in any such blocking path
+remain as markers". A region is a maximal territory-connected set of cells that are
+neither collapsed nor B markers, so every cell territory-adjacent to R (4-neighbours on
+square boards, 6 on hex boards) is collapsed or a B marker. A set of B markers blocks R
+when, with the collapsed cells and the board edge, it cuts every territory-adjacency
+route out of R; any such set must hold each B marker adjacent to R (a route leaves R
+through that marker's own cell otherwise), and those adjacent markers already block.
+They are therefore the one minimal blocking set, and they are what collapses. A B marker
+that touches R only diagonally on a square board, or that lies behind the adjacent ones
+(a second layer of the wall, a chain running away from R), blocks nothing and stays.
+The rule reads the same on square and hex boards. (RingRift's engines also flood every
+marker 8-connected to the adjacent ones on square boards and hex8; ringloop does not.)
+"""
 
 from __future__ import annotations
 
@@ -74,24 +90,13 @@ def find_regions(s: GameState) -> dict[Region, int]:
 
 
 def border_markers(s: GameState, region: Region, border: int) -> list[int]:
-    """Markers of colour `border` that seal the region and collapse with it (R145 step 2)."""
+    """Markers of colour `border` territory-adjacent to the region: the ones that seal it
+    and collapse with it (R145 step 2; see the module docstring)."""
     if not border:
         return []
-    g = s.geometry
     markers = s._markers
     inside = set(region)
-    out = {
-        y
-        for c in region
-        for y in g.territory_neighbors[c]
-        if y not in inside and markers[y] == border
-    }
-    if not g.is_hex:
-        frontier = list(out)
-        while frontier:
-            c = frontier.pop()
-            for y in g.neighbors[c]:
-                if y not in out and y not in inside and markers[y] == border:
-                    out.add(y)
-                    frontier.append(y)
-    return sorted(out)
+    neighbours = s.geometry.territory_neighbors
+    return sorted(
+        {y for c in region for y in neighbours[c] if y not in inside and markers[y] == border}
+    )

@@ -115,7 +115,8 @@ def test_line_and_territory_decisions_are_unique_and_symmetric() -> None:
     """Random 3-player games reach line/territory decisions: unique slots, symmetric images."""
     config = GameConfig("square8", 3)
     seen = set()
-    for state in _random_states(config, seed=5, count=400, max_moves=40):
+    # seed 2: a sample that reaches an overlength line (choose_line_option) in 3p games
+    for state in _random_states(config, seed=2, count=400, max_moves=40):
         moves = state.legal_moves()
         seen.update(m.type for m in moves)
         if DECISIONS & {m.type for m in moves}:
