@@ -481,9 +481,7 @@ async def fetch_checkpoint(store: EventStore, artifact: ArtifactRef, cache_dir: 
     cached = cache_dir / f"{artifact.sha256}.pt"
     if cached.exists():
         return cached.read_bytes()
-    bucket = await store.js.object_store(artifact.bucket)
-    result = await bucket.get(artifact.name)
-    data = bytes(result.data or b"")
+    _, data = await store.get_object(artifact.bucket, artifact.name)
     digest = hashlib.sha256(data).hexdigest()
     if digest != artifact.sha256:
         raise ValueError(
@@ -498,8 +496,7 @@ async def fetch_checkpoint(store: EventStore, artifact: ArtifactRef, cache_dir: 
 
 async def put_checkpoint(store: EventStore, name: str, data: bytes) -> ArtifactRef:
     """Store checkpoint bytes in the models bucket; the ref carries their sha256 and size."""
-    bucket = await store.js.object_store(MODELS_BUCKET)
-    await bucket.put(name, data)
+    await store.put_object(MODELS_BUCKET, name, data)
     return ArtifactRef(
         bucket=MODELS_BUCKET, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
     )

@@ -7,6 +7,7 @@ build on it (handlers may import projections; projections may not import handler
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from collections import deque
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectInfo, ObjectMeta
 from nats.js.errors import APIError, NotFoundError
 
 from events import Event, decode, encode
@@ -244,6 +245,34 @@ class EventStore:
                     return
         finally:
             await sub.unsubscribe()
+
+    # ------------------------------------------------------------ objects
+
+    async def get_object(self, bucket: str, name: str) -> tuple[ObjectInfo, bytes]:
+        """An object's info and bytes (nats-py checks its digest).
+
+        The bytes go into a buffer: without `writeinto`, nats-py grows `result.data` chunk
+        by chunk, which is quadratic in the object's size.
+        """
+        store = await self.js.object_store(bucket)
+        buffer = io.BytesIO()
+        result = await store.get(name, writeinto=buffer)  # type: ignore[arg-type]
+        return result.info, buffer.getvalue()
+
+    async def put_object(
+        self, bucket: str, name: str, data: bytes, *, description: str | None = None
+    ) -> ObjectInfo:
+        """Store bytes under `name` (replacing the previous version; its chunks are purged)."""
+        store = await self.js.object_store(bucket)
+        return await store.put(name, data, meta=ObjectMeta(name=name, description=description))
+
+    async def object_info(self, bucket: str, name: str) -> ObjectInfo | None:
+        """An object's info without its bytes (None when there is no such object)."""
+        store = await self.js.object_store(bucket)
+        try:
+            return await store.get_info(name)
+        except NotFoundError:
+            return None
 
     async def read(
         self, stream: str, subject_filter: str = ">", **kwargs: object
