@@ -27,7 +27,8 @@ from ops.settings import Settings
 from projections.base import Projection
 from projections.elo import EloProjection
 from projections.eventstore import EventStore
-from projections.runner import ProjectionRunner, open_db
+from projections.runner import ProjectionRunner, in_memory, open_db
+from projections.snapshot import start_view
 
 log = structlog.get_logger(__name__)
 
@@ -165,10 +166,14 @@ class App:
         return factory(self, views_db)
 
     def start_views(self, names: list[str], views_db: Path | str | None) -> None:
+        """Follow the views in this process. A fresh in-memory view (a handler process of
+        its own) starts from the projector's snapshot when one passes the checks."""
         for name in names:
             runner = self.projection_runner(name, db_path=views_db)
             if not runner.following:
-                runner.start()
+                fresh = not runner.position and in_memory(runner.db)
+                use_snapshot = fresh and self.settings.snapshots.enabled
+                runner.start(functools.partial(start_view, use_snapshot=use_snapshot))
 
 
 def _elo_rater(app: App, views_db: Path | str | None) -> HandlerSpec:
