@@ -230,11 +230,13 @@ class SnapshotWriter:
 
     async def _stored_seq(self) -> int:
         """The last_seq of the stored snapshot when it fits this projection, else 0."""
-        info = await self.runner.store.object_info(SNAPSHOTS_BUCKET, self.runner.projection.name)
         try:
+            info = await self.runner.store.object_info(
+                SNAPSHOTS_BUCKET, self.runner.projection.name
+            )
             stored = json.loads(info.description or "{}") if info is not None else {}
-        except ValueError:
-            return 0
+        except (nats.errors.Error, TimeoutError, ValueError):
+            return 0  # unknown: the next snapshot is written after every_events positions
         if stored.get("fingerprint") != fingerprint(self.runner.projection):
             return 0
         return min(int(stored.get("last_seq", 0)), self.runner.position)
