@@ -139,9 +139,14 @@ def encode_rows(rows: list[Row]) -> bytes:
 
 
 def decode_rows(blob: bytes, table: Table) -> dict[Key, Row]:
+    """The rows by key. They live as long as the process, so they are moved out of the cycle
+    collector's reach (gc.freeze): otherwise its next passes walk every one of them (a 5,000
+    event tail took 1.5 s instead of 0.1 s after building 500k match rows)."""
     with _gc_paused():
         rows = marshal.loads(zlib.decompress(blob))
-        return dict(zip(map(table.key, rows), rows, strict=True))
+        by_key = dict(zip(map(table.key, rows), rows, strict=True))
+        gc.freeze()
+    return by_key
 
 
 # ---------------------------------------------------------------- writing (the projector)

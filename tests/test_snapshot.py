@@ -250,3 +250,10 @@ async def test_ringloop_run_elo_rater_starts_from_the_snapshot_and_rates_a_new_m
     [started] = [line for line in lines if line.get("event") == "view_started"]
     assert started["snapshot"] is True and started["snapshot_seq"] == snapshot.last_seq
     assert 40 <= started["folded"] <= 42  # the tail, and the new match if it came in time
+
+
+async def test_get_object_reads_every_chunk_and_checks_the_digest(app: App) -> None:
+    data = random.Random(5).randbytes(1_300_000)  # three chunks
+    await app.store.put_object(SNAPSHOTS_BUCKET, "chunks", data)
+    info, got = await app.store.get_object(SNAPSHOTS_BUCKET, "chunks")
+    assert got == data and info.chunks == 3
