@@ -427,4 +427,6 @@ class SnapshotSettings(_Section):
 
     enabled: bool = True
     every_events: int = Field(default=10_000, ge=1)
-    every_s: float = Field(default=60.0, ge=0)
+    every_s: float = Field(
+        default=120.0, ge=0
+    )  # a snapshot of the 1M-event Elo state costs ~10 s of a thread
