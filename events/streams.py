@@ -9,6 +9,7 @@ LOG_STREAM = "RINGLOOP_LOG"
 WORK_STREAM = "RINGLOOP_WORK"
 LEASES_BUCKET = "ringloop-leases"
 MODELS_BUCKET = "ringloop-models"
+SNAPSHOTS_BUCKET = "ringloop-snapshots"  # read-model snapshots, one object per projection
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     GAMES_STREAM: ["games.>"],

@@ -6,7 +6,6 @@ in an event), cached on disk by sha256 and loaded with weights_only.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +66,7 @@ async def fetch_checkpoint(store: EventStore, artifact: ArtifactRef, cache_dir: 
     cached = cache_dir / f"{artifact.sha256}.pt"
     if cached.exists():
         return cached.read_bytes()
-    bucket = await store.js.object_store(artifact.bucket)
-    buffer = io.BytesIO()
-    await bucket.get(artifact.name, writeinto=buffer)  # growing result.data is quadratic
-    data = buffer.getvalue()
+    _, data = await store.get_object(artifact.bucket, artifact.name)
     digest = hashlib.sha256(data).hexdigest()
     if digest != artifact.sha256:
         raise ValueError(
@@ -85,8 +81,7 @@ async def fetch_checkpoint(store: EventStore, artifact: ArtifactRef, cache_dir: 
 
 async def put_checkpoint(store: EventStore, name: str, data: bytes) -> ArtifactRef:
     """Store checkpoint bytes in the models bucket; the ref carries their sha256 and size."""
-    bucket = await store.js.object_store(MODELS_BUCKET)
-    await bucket.put(name, data)
+    await store.put_object(MODELS_BUCKET, name, data)
     return ArtifactRef(
         bucket=MODELS_BUCKET, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
     )

@@ -458,3 +458,21 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tasks": {**_ONE_HOST_TASKS, "ack_wait_s": 3.0},
     },
 }
+
+
+# ---------------------------------------------------------------- read-model snapshots
+
+
+class SnapshotSettings(_Section):
+    """When the projector (`ringloop up`) publishes read-model snapshots for handler processes.
+
+    A snapshot is written once a projection has moved at least `every_events` stream positions
+    and `every_s` seconds since the last one, and at a clean shutdown; a handler process loads
+    it and folds the tail (at most about `every_events` events).
+    """
+
+    enabled: bool = True
+    every_events: int = Field(default=10_000, ge=1)
+    every_s: float = Field(
+        default=120.0, ge=0
+    )  # a snapshot of the 1M-event Elo state costs ~10 s of a thread

@@ -21,7 +21,8 @@ from ops.server import EmbeddedServer, ServerError
 from ops.settings import Settings
 from ops.wiring import PROJECTIONS
 from projections.eventstore import EventStore
-from projections.runner import ProjectionRunner, open_db
+from projections.runner import ProjectionRunner, in_memory, open_db
+from projections.snapshot import start_view
 
 if TYPE_CHECKING:
     from ops.wiring import StageWiring
@@ -166,10 +167,14 @@ class App:
         return specs[0]
 
     def start_views(self, names: list[str], views_db: Path | str | None) -> None:
+        """Follow the views in this process. A fresh in-memory view (a handler process of
+        its own) starts from the projector's snapshot when one passes the checks."""
         for name in names:
             runner = self.projection_runner(name, db_path=views_db)
             if not runner.following:
-                runner.start()
+                fresh = not runner.position and in_memory(runner.db)
+                use_snapshot = fresh and self.settings.snapshots.enabled
+                runner.start(functools.partial(start_view, use_snapshot=use_snapshot))
 
 
 async def running_embedded_url(settings: Settings) -> str | None:

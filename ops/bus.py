@@ -25,6 +25,7 @@ from events.streams import (
     LEASES_BUCKET,
     LOG_STREAM,
     MODELS_BUCKET,
+    SNAPSHOTS_BUCKET,
     STREAM_SUBJECTS,
     WORK_STREAM,
 )
@@ -131,7 +132,7 @@ class SetupReport:
 async def ensure_streams(
     js: JetStreamContext, streams: StreamSettings, *, replicas: int = 1
 ) -> SetupReport:
-    """Create or update the streams, the lease KV bucket and the model Object Store."""
+    """Create or update the streams, the lease KV bucket and the model and snapshot Object Stores."""
     created: list[str] = []
     updated: list[str] = []
     for config in stream_configs(streams, replicas):
@@ -150,12 +151,13 @@ async def ensure_streams(
             KeyValueConfig(bucket=LEASES_BUCKET, history=1, replicas=replicas, limit_marker_ttl=5)
         )
         created.append(LEASES_BUCKET)
-    try:
-        await js.object_store(MODELS_BUCKET)
-    except (BucketNotFoundError, NotFoundError):
-        await js.create_object_store(
-            MODELS_BUCKET, ObjectStoreConfig(replicas=replicas, storage=StorageType.FILE)
-        )
-        created.append(MODELS_BUCKET)
+    for bucket in (MODELS_BUCKET, SNAPSHOTS_BUCKET):
+        try:
+            await js.object_store(bucket)
+        except (BucketNotFoundError, NotFoundError):
+            await js.create_object_store(
+                bucket, ObjectStoreConfig(replicas=replicas, storage=StorageType.FILE)
+            )
+            created.append(bucket)
     log.info("streams_ready", created=created, updated=updated, replicas=replicas)
     return SetupReport(created, updated)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from handlers.settings import LoopSettings
+from handlers.settings import LoopSettings, SnapshotSettings
 
 
 class SettingsError(ValueError):
@@ -62,6 +62,7 @@ class Settings(BaseModel):
     nats: NatsSettings = NatsSettings()
     streams: StreamSettings = StreamSettings()
     loop: LoopSettings = Field(default_factory=LoopSettings, description="see handlers.settings")
+    snapshots: SnapshotSettings = SnapshotSettings()
 
     @property
     def nats_store_dir(self) -> Path:

@@ -17,6 +17,7 @@ class Projection:
     """
 
     name: ClassVar[str]
+    version: ClassVar[int] = 1  # bump when apply changes meaning: old snapshots are refused
     stream: ClassVar[str] = LOG_STREAM
     subject_filter: ClassVar[str] = "loop.>"
     tables: ClassVar[tuple[Table, ...]]

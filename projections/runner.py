@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -102,21 +104,35 @@ def checkpoint(db: sqlite_utils.Database, projection: str) -> int:
     return int(rows[0]["last_seq"]) if rows else 0
 
 
+def table_rows(conn: sqlite3.Connection, table: Table) -> list[dict[str, Any]]:
+    """A table's stored rows as the fold writes them (JSON columns decoded, bools as bool)."""
+    columns = list(table.columns)
+    names = ", ".join(f"[{c}]" for c in columns)
+    decoded = [c for c in columns if table.columns[c] in (dict, list)]
+    bools = [c for c in columns if table.columns[c] is bool]
+    rows = []
+    for values in conn.execute(f"SELECT {names} FROM [{table.name}]"):
+        row = dict(zip(columns, values, strict=True))
+        for name in decoded:
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+        for name in bools:
+            if row[name] is not None:
+                row[name] = bool(row[name])
+        rows.append(row)
+    return rows
+
+
 def load_state(db: sqlite_utils.Database, projection: Projection) -> Tables:
     state = projection.initial()
     for table in projection.tables:
-        decoders = {n: json.loads for n, kind in table.columns.items() if kind in (dict, list)}
-        bools = [n for n, kind in table.columns.items() if kind is bool]
-        rows = []
-        for row in db[table.name].rows:
-            for name, decoder in decoders.items():
-                if row[name] is not None:
-                    row[name] = decoder(row[name])
-            for name in bools:
-                row[name] = bool(row[name])
-            rows.append(row)
-        state.load(table.name, rows)
+        state.load(table.name, table_rows(db.conn, table))
     return state
+
+
+def in_memory(db: sqlite_utils.Database) -> bool:
+    """Whether the database lives only in this process (no file behind it)."""
+    return all(not row[2] for row in db.execute("PRAGMA database_list").fetchall())
 
 
 class ProjectionRunner:
@@ -133,6 +149,7 @@ class ProjectionRunner:
         self.state = load_state(db, projection) if self.position else projection.initial()
         self.last_time: datetime | None = None
         self._applied_seq = self.position
+        self.applied = 0  # events folded by this runner (not counting a restored state)
         self._unpersisted = 0
         self._skipped: list[dict[str, Any]] = []
         self._advanced = asyncio.Condition()
@@ -171,15 +188,40 @@ class ProjectionRunner:
         """Whether a background task is following the stream (see start)."""
         return self._task is not None and not self._task.done()
 
-    def start(self) -> asyncio.Task[None]:
-        """Follow in a background task; its error is kept and re-raised by wait_for."""
+    def start(
+        self, prepare: Callable[[ProjectionRunner], Awaitable[None]] | None = None
+    ) -> asyncio.Task[None]:
+        """Follow in a background task; its error is kept and re-raised by wait_for.
+
+        `prepare(runner)` runs first in that task (e.g. restore a snapshot and catch up).
+        """
         self._task = asyncio.create_task(
-            self._guarded_follow(), name=f"projection:{self.projection.name}"
+            self._guarded_follow(prepare), name=f"projection:{self.projection.name}"
         )
         return self._task
 
-    async def _guarded_follow(self) -> None:
+    def restore(self, state: Tables, position: int) -> None:
+        """Start from a state folded elsewhere up to `position` (a verified snapshot).
+
+        Only a fresh runner on an in-memory database may: its SQLite gets the checkpoint and
+        the rows changed from here on, not the restored rows, which a file must never lack.
+        """
+        if self.position or self._applied_seq or not in_memory(self.db):
+            raise ValueError(
+                f"projection {self.projection.name!r}: only a fresh runner on an in-memory "
+                f"database can restore a snapshot (position {self.position})"
+            )
+        self.state = state
+        self._applied_seq = position
+        self._persist(position, [])
+        self.position = position
+
+    async def _guarded_follow(
+        self, prepare: Callable[[ProjectionRunner], Awaitable[None]] | None = None
+    ) -> None:
         try:
+            if prepare is not None:
+                await prepare(self)
             await self.follow()
         except asyncio.CancelledError:
             raise
@@ -199,8 +241,8 @@ class ProjectionRunner:
                 pass
             self._task = None
 
-    async def wait_for(self, seq: int, timeout: float = 10.0) -> int:
-        """Block until the projection has applied stream sequence `seq` (or later)."""
+    async def wait_for(self, seq: int, timeout: float | None = 10.0) -> int:
+        """Block until the projection has applied stream sequence `seq` (or later; None: no limit)."""
 
         async def reached() -> int:
             async with self._advanced:
@@ -260,6 +302,7 @@ class ProjectionRunner:
                 continue
             stored = StoredEvent(record.stream, record.seq, record.subject, record.time, event)
             state = projection.apply(state, stored)
+            self.applied += 1
         self.state = state
         return skipped
 

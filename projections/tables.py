@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -34,6 +34,10 @@ class Tables:
 
     A fold uses a Tables linearly: the runner never reuses a state after passing it to
     apply, so apply may update it in place (copying per event would make rebuilds O(n²)).
+
+    A table may be *deferred* (see `defer`): its stored rows are built on the first read,
+    so a process that never reads a big table (the Elo history, in the elo-rater) never
+    pays for it. Writes before that first read are kept and win over the stored rows.
     """
 
     def __init__(self, schema: tuple[Table, ...]) -> None:
@@ -41,9 +45,30 @@ class Tables:
         self.data: dict[str, dict[Key, Row]] = {table.name: {} for table in schema}
         self._upserts: dict[str, set[Key]] = {table.name: set() for table in schema}
         self._deletes: dict[str, set[Key]] = {table.name: set() for table in schema}
+        self._deferred: dict[str, Callable[[], dict[Key, Row]]] = {}
+
+    def defer(self, table: str, loader: Callable[[], dict[Key, Row]]) -> None:
+        """Let `loader()` (rows by key) fill the table when it is first read."""
+        if self.data[table] or table in self._deferred:
+            raise ValueError(f"table {table!r} already holds rows; only an empty one can defer")
+        self._deferred[table] = loader
+
+    @property
+    def deferred(self) -> frozenset[str]:
+        """Tables whose stored rows are not built yet."""
+        return frozenset(self._deferred)
+
+    def _materialize(self, table: str) -> dict[Key, Row]:
+        loader = self._deferred.pop(table, None)
+        if loader is not None:
+            rows = loader()
+            rows.update(self.data[table])  # written after the stored rows: newer
+            self.data[table] = rows
+        return self.data[table]
 
     def get(self, table: str, *key: Any) -> Row | None:
-        return self.data[table].get(tuple(key))
+        rows = self._materialize(table) if table in self._deferred else self.data[table]
+        return rows.get(tuple(key))
 
     def put(self, table: str, row: Row) -> None:
         key = self.schema[table].key(row)
@@ -52,15 +77,15 @@ class Tables:
         self._deletes[table].discard(key)
 
     def delete(self, table: str, *key: Any) -> None:
-        if self.data[table].pop(tuple(key), None) is not None:
+        if self._materialize(table).pop(tuple(key), None) is not None:
             self._deletes[table].add(tuple(key))
             self._upserts[table].discard(tuple(key))
 
     def rows(self, table: str) -> Iterator[Row]:
-        return iter(self.data[table].values())
+        return iter(self._materialize(table).values())
 
     def count(self, table: str) -> int:
-        return len(self.data[table])
+        return len(self._materialize(table))
 
     def take_changes(self) -> dict[str, tuple[list[Row], list[Key]]]:
         """Rows to upsert and keys to delete since the last call, per table."""
@@ -78,12 +103,13 @@ class Tables:
         """Every row, sorted by key: two states are equal iff their snapshots are."""
         return {
             name: [rows[key] for key in sorted(rows, key=_sort_key)]
-            for name, rows in self.data.items()
+            for name, rows in ((name, self._materialize(name)) for name in self.data)
         }
 
     def load(self, table: str, rows: list[Row]) -> None:
+        target = self._materialize(table)
         for row in rows:
-            self.data[table][self.schema[table].key(row)] = row
+            target[self.schema[table].key(row)] = row
 
 
 def _sort_key(key: Key) -> tuple[str, ...]:

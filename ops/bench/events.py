@@ -12,11 +12,17 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from events import (
     LOG_STREAM,
@@ -27,12 +33,14 @@ from events import (
     RatingChange,
     encode,
 )
+from handlers.settings import SnapshotSettings
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer
 from ops.settings import NatsSettings, StreamSettings
 from projections.elo import EloProjection
 from projections.eventstore import EventStore
 from projections.runner import ProjectionRunner, open_db
+from projections.snapshot import decode_rows, fetch_snapshot, write_snapshot
 
 NAME = "events"
 HELP = "event store and projection benchmarks (append, rebuild, latency)"
@@ -43,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--appends", type=int, default=20_000, help="events per append trial")
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
     parser.add_argument("--latency-samples", type=int, default=1_000)
+    parser.add_argument(
+        "--startup-tail",
+        type=int,
+        default=SnapshotSettings().every_events // 2,
+        help="events appended after the snapshot before a handler process starts "
+        "(default: half the snapshot cadence, the average tail)",
+    )
 
 
 def match_pair(index: int, rng: random.Random) -> tuple[MatchCompleted, EloUpdated]:
@@ -140,6 +155,105 @@ async def bench_rebuild(store: EventStore, count: int, folder: Path) -> dict[str
     }
 
 
+async def bench_start_up(
+    store: EventStore, url: str, folder: Path, tail: int, rebuild_db: Path
+) -> dict[str, Any]:
+    """`ringloop run elo-rater` on the rebuilt log: start-up from a snapshot vs from seq 1.
+
+    The snapshot is written from the rebuild's SQLite file as the projector writes it; then
+    `tail` events are appended, and each run is started as a real process while one new
+    match waits for it. Ready = its Elo view caught up; decision = its EloUpdated stored.
+    """
+    projection = EloProjection()
+    start = time.perf_counter()
+    snapshot = await write_snapshot(store, projection, rebuild_db)
+    write_s = time.perf_counter() - start
+    assert snapshot is not None
+    start = time.perf_counter()
+    fetched = await fetch_snapshot(store, projection)
+    fetch_s = time.perf_counter() - start
+    assert fetched is not None
+    load_s = {}
+    for table in projection.tables:
+        start = time.perf_counter()
+        decode_rows(fetched.tables[table.name], table)
+        load_s[table.name] = time.perf_counter() - start
+    del fetched
+    rng = random.Random(4)
+    events: list[Event] = []
+    for index in range(tail // 2):
+        events.extend(match_pair(20_000_000 + index, rng))
+    if events:
+        await store.append_many(events)
+    await store.js.add_consumer(
+        LOG_STREAM,
+        ConsumerConfig(
+            durable_name="elo-rater", ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.NEW, filter_subjects=["loop.match.completed.>"],
+        ),
+    )  # fmt: skip
+    results: dict[str, Any] = {
+        "startup_log_events": float(await store.last_seq(LOG_STREAM)),
+        "snapshot_seq": snapshot.last_seq,
+        "snapshot_rows": dict(snapshot.rows),
+        "snapshot_bytes": sum(map(len, snapshot.tables.values())),
+        "snapshot_write_s": write_s,
+        "snapshot_fetch_s": fetch_s,
+        "snapshot_load_table_s": load_s,
+        "startup_tail_events": len(events),
+    }
+    for mode in ("snapshot", "seq1"):
+        run = await _start_rater(store, url, folder, use_snapshot=mode == "snapshot")
+        results.update({f"startup_{mode}_{key}": value for key, value in run.items()})
+    return results
+
+
+async def _start_rater(store: EventStore, url: str, folder: Path, *, use_snapshot: bool) -> dict[str, Any]:  # fmt: skip
+    settings = folder / f"startup-{use_snapshot}.toml"
+    settings.write_text(f"[snapshots]\nenabled = {str(use_snapshot).lower()}\n")
+    match = MatchCompleted(
+        config="square8_2p", match_id=f"startup-{use_snapshot}",
+        participants=[MatchParticipant(participant_id="model-1", rank=1, seat=1),
+                      MatchParticipant(participant_id="model-2", rank=2, seat=2)],
+    )  # fmt: skip
+    subject = "loop.elo.updated.square8_2p"
+    rated_before = await store.last_seq(LOG_STREAM, subject)
+    await store.append(match)
+    command = [sys.executable, "-m", "ops", "run", "elo-rater", "--nats", url, "--settings",
+               str(settings), "--state-dir", str(folder / "state"), "--log-level", "info"]  # fmt: skip
+    lines: list[tuple[float, dict[str, Any]]] = []
+    began = time.perf_counter()
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    reader = threading.Thread(target=_read_json_lines, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        while await store.last_seq(LOG_STREAM, subject) <= rated_before:
+            if process.poll() is not None:
+                raise RuntimeError(f"elo-rater exited with {process.returncode}")
+            await asyncio.sleep(0.02)
+        decided = time.perf_counter() - began
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 60)
+        reader.join(10)
+    connected = next(t for t, line in lines if line.get("event") == "streams_ready")
+    ready_at, view = next((t, line) for t, line in lines if line.get("event") == "view_started")
+    return {
+        "ready_s": ready_at - began,
+        "decision_s": decided,
+        "connected_s": connected - began,
+        "view_s": view["seconds"],
+        "folded": view["folded"],
+    }
+
+
+def _read_json_lines(process: subprocess.Popen[bytes], lines: list[tuple[float, dict[str, Any]]]) -> None:  # fmt: skip
+    assert process.stderr is not None
+    for raw in process.stderr:
+        if raw.startswith(b"{"):
+            lines.append((time.perf_counter(), json.loads(raw)))
+
+
 async def bench_latency(store: EventStore, samples: int, folder: Path) -> dict[str, float]:
     runner = ProjectionRunner(EloProjection(), store, open_db(folder / "live.db"))
     await runner.catch_up()
@@ -173,6 +287,11 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             results: dict[str, Any] = {}
             results.update(await bench_append(store, args.appends))
             results.update(await bench_rebuild(store, args.rebuild_events, folder))
+            results.update(
+                await bench_start_up(
+                    store, server.url, folder, args.startup_tail, folder / "rebuild.db"
+                )
+            )
             results.update(await bench_latency(store, args.latency_samples, folder))
             await nc.drain()
         finally:
@@ -196,6 +315,21 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"append→projection latency: p50 {results['latency_p50_ms']:.2f} ms, p99 {results['latency_p99_ms']:.2f} ms (goal p99 < 50 ms)"
+    )
+    print(
+        f"handler start-up (`ringloop run elo-rater`, {results['startup_log_events']:,.0f}-event log): "
+        f"from a snapshot {results['startup_snapshot_ready_s']:.2f} s to a caught-up view "
+        f"({results['startup_snapshot_folded']:,} tail events folded; first decision "
+        f"{results['startup_snapshot_decision_s']:.2f} s) vs from seq 1 {results['startup_seq1_ready_s']:.2f} s "
+        f"(first decision {results['startup_seq1_decision_s']:.2f} s) → "
+        f"{results['startup_seq1_ready_s'] / results['startup_snapshot_ready_s']:.1f}x (goal < 5 s); "
+        f"process connected after {results['startup_snapshot_connected_s']:.2f} s"
+    )
+    loads = ", ".join(f"{t} {s:.2f} s" for t, s in results["snapshot_load_table_s"].items())
+    print(
+        f"snapshot: seq {results['snapshot_seq']:,}, {sum(results['snapshot_rows'].values()):,} rows, "
+        f"{results['snapshot_bytes'] / 1e6:.1f} MB, written in {results['snapshot_write_s']:.2f} s; "
+        f"fetched in {results['snapshot_fetch_s']:.2f} s; building each table: {loads}"
     )
     print(f"machine: {results['machine']}")
     if args.json:

@@ -19,6 +19,7 @@ from ops.commands._common import (
     with_profile,
 )
 from ops.progress import Progress
+from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
 
@@ -86,6 +87,7 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     names = args.handlers.split(",") if args.handlers else stages()
     for name in PROJECTIONS:
         app.projection_runner(name).start()
+    snapshots = start_snapshot_writers(app)
     url = app.server.url if app.server else str(app.settings.nats.url)
     heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
     if "selfplay" in heavy:
@@ -108,8 +110,19 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         watcher.cancel()
         supervisor.cancel()
         await children.stop()
+        await snapshots.stop()  # a last snapshot of each view, for handler processes
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
     return 0
+
+
+def start_snapshot_writers(app: App) -> SnapshotWriters:
+    """The projector publishes snapshots of every view it owns (none when disabled)."""
+    every = app.settings.snapshots
+    return SnapshotWriters(
+        SnapshotWriter(app.runners[name], app.settings.projections_db,
+                       every_events=every.every_events, every_s=every.every_s)
+        for name in PROJECTIONS if every.enabled
+    )  # fmt: skip
 
 
 async def watch(app: App, stop: asyncio.Event, generations: int | None, every: float) -> None:
