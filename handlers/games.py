@@ -146,7 +146,7 @@ def _search_step(tables: list[_Table]) -> None:
         search = tree.settings
         visits = tree.visits()
         hot = table.state.move_count < search.temperature_moves
-        move = choose_move(visits, search.temperature if hot else 0.0, table.rng)
+        move = choose_move(visits, search.temperature if hot else 0.0, table.rng, tree.values())
         table.play(move, visits, tree.root_value())
 
 

@@ -140,6 +140,11 @@ class SearchTree:
     def visits(self) -> dict[Move, int]:
         return {move: child.visit_count for move, child in self.root.children.items()}
 
+    def values(self) -> dict[Move, float]:
+        """Each root move's mean value for the player to move at the root."""
+        player = self.state.current_player
+        return {move: child.mean_value(player) for move, child in self.root.children.items()}
+
 
 @runtime_checkable
 class RootPriors(Protocol):
@@ -172,13 +177,22 @@ def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
         tree.backup(path, value if value is not None else np.zeros(state.num_players))
 
 
-def choose_move(visits: dict[Move, int], temperature: float, rng: random.Random) -> Move:
-    """Sample proportionally to visits^(1/T); T = 0 picks the most visited (ties at random)."""
+def choose_move(
+    visits: dict[Move, int],
+    temperature: float,
+    rng: random.Random,
+    values: dict[Move, float] | None = None,
+) -> Move:
+    """Sample proportionally to visits^(1/T); T = 0 picks the most visited, ties broken by
+    the higher mean value (when ``values`` are given), then at random."""
     moves = list(visits)
     counts = np.array([visits[m] for m in moves], dtype=np.float64)
     if temperature == 0 or counts.sum() == 0:
-        top = np.flatnonzero(counts == counts.max())
-        return moves[int(top[rng.randrange(len(top))])]
+        top = [moves[i] for i in np.flatnonzero(counts == counts.max())]
+        if values is not None and len(top) > 1:
+            best = max(values.get(m, 0.0) for m in top)
+            top = [m for m in top if values.get(m, 0.0) >= best - 1e-12]
+        return top[rng.randrange(len(top))]
     weights = counts ** (1.0 / temperature)
     return rng.choices(moves, weights=weights.tolist())[0]
 
@@ -214,8 +228,9 @@ class MCTSPlayer:
         if len(moves) == 1:
             self.last_visits = None
             return moves[0]
-        self.last_visits = self.search(state, rng).visits()
+        tree = self.search(state, rng)
+        self.last_visits = tree.visits()
         temperature = (
             self.settings.temperature if state.move_count < self.settings.temperature_moves else 0.0
         )
-        return choose_move(self.last_visits, temperature, rng)
+        return choose_move(self.last_visits, temperature, rng, tree.values())

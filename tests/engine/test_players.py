@@ -81,7 +81,8 @@ def test_random_player_plays_legal_moves_to_the_end() -> None:
 
 
 def test_heuristic_beats_random() -> None:
-    assert _wins_against_random(HeuristicPlayer(), games=6, seed=1) >= 5
+    # 40 games, seats alternating: at least 75% (a 95% Wilson interval on 30/40 starts at 0.6)
+    assert _wins_against_random(HeuristicPlayer(), games=40, seed=1) >= 30
 
 
 def test_mcts_finds_the_immediate_win() -> None:
