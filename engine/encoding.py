@@ -42,7 +42,8 @@ from engine.config import GameConfig
 from engine.geometry import Geometry, geometry
 from engine.move import Move
 from engine.network import NetworkSpec
-from engine.state import PHASES, GameState
+from engine.phases import PHASES
+from engine.state import GameState
 
 SPECIAL_MOVES = (
     mv.SWAP_SIDES, mv.SKIP_PLACEMENT, mv.SKIP_CAPTURE, mv.SKIP_RECOVERY, mv.SKIP_TERRITORY,

@@ -231,7 +231,8 @@ def state_to_json(s: GameState) -> dict[str, Any]:
 
 def state_from_json(d: dict[str, Any]) -> GameState:
     """Parse RingRift's GameState JSON, tolerating the legacy shapes found in its fixtures."""
-    from engine.state import GAME_OVER, GameState
+    from engine.phases import GAME_OVER
+    from engine.state import GameState
 
     board = d["board"]
     board_type = board.get("type") or d.get("boardType")

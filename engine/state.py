@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import Any, cast
+from typing import Any
 
 from engine import movegen as mg
 from engine.config import GameConfig
 from engine.geometry import Cell, Geometry, geometry
-from engine.lines import find_lines, line_moves
+from engine.lines import find_lines
 from engine.move import (
     BOOKKEEPING,
     CHOOSE_LINE_OPTION,
@@ -17,36 +17,20 @@ from engine.move import (
     ELIMINATE_RINGS,
     FORCED_ELIMINATION,
     MOVE_STACK,
-    NO_LINE_ACTION,
-    NO_MOVEMENT_ACTION,
-    NO_PLACEMENT_ACTION,
-    NO_TERRITORY_ACTION,
     OVERTAKING_CAPTURE,
     PLACE_RING,
     PROCESS_LINE,
     RECOVERY_SLIDE,
-    SKIP_CAPTURE,
-    SKIP_PLACEMENT,
-    SKIP_RECOVERY,
-    SKIP_TERRITORY,
     SWAP_SIDES,
     VOLUNTARY_SKIPS,
     Move,
 )
-from engine.territory import border_markers, find_regions
-
-RING_PLACEMENT = "ring_placement"
-MOVEMENT = "movement"
-CAPTURE = "capture"
-CHAIN_CAPTURE = "chain_capture"
-LINE_PROCESSING = "line_processing"
-TERRITORY_PROCESSING = "territory_processing"
-FORCED_ELIMINATION_PHASE = "forced_elimination"
-GAME_OVER = "game_over"
-PHASES = (
-    RING_PLACEMENT, MOVEMENT, CAPTURE, CHAIN_CAPTURE, LINE_PROCESSING,
-    TERRITORY_PROCESSING, FORCED_ELIMINATION_PHASE, GAME_OVER,
-)  # fmt: skip
+from engine.phases import (
+    FORCED_ELIMINATION_PHASE,
+    GAME_OVER,
+    RING_PLACEMENT,
+    TERRITORY_PROCESSING,
+)
 
 LPS_ROUNDS_REQUIRED = 3
 _MASK = (1 << 64) - 1
@@ -448,309 +432,8 @@ class GameState:
 
 
 # ---- move generators per phase -------------------------------------------------------
-def _gen_placement(s: GameState, P: int) -> list[Move]:
-    moves = mg.placements(s, P) if s._hand[P] > 0 else []
-    if s._hand[P] > 0 and _can_skip_placement(s, P):
-        moves.append(Move(SKIP_PLACEMENT, P))
-    if not moves:
-        moves.append(Move(NO_PLACEMENT_ACTION, P))
-    if s.swap_offered and P == 2:
-        moves.append(Move(SWAP_SIDES, P))
-    return moves
-
-
-def _can_skip_placement(s: GameState, P: int) -> bool:
-    for c in mg.controlled_cells(s, P):
-        if mg.stack_has_action(s, c):
-            return True
-    return mg.recovery_eligible(s, P)
-
-
-def _gen_movement(s: GameState, P: int) -> list[Move]:
-    moves = mg.movement_moves(s, P)
-    if not moves and s.must_move < 0 and mg.recovery_eligible(s, P):
-        moves = mg.recovery_moves(s, P)
-        moves.append(Move(SKIP_RECOVERY, P))
-    if not moves:
-        moves.append(Move(NO_MOVEMENT_ACTION, P))
-    if s.swap_offered and P == 2:
-        # Only reachable from imported states: in play P2's placement-phase move clears it.
-        moves.append(Move(SWAP_SIDES, P))
-    return moves
-
-
-def _chain_origins(s: GameState, P: int) -> list[int]:
-    # Imported legacy states may lack chainCapturePosition: then any controlled stack.
-    return [s.chain_pos] if s.chain_pos >= 0 else mg.controlled_cells(s, P)
-
-
-def _gen_capture(s: GameState, P: int) -> list[Move]:
-    moves: list[Move] = []
-    for c in _chain_origins(s, P):
-        mg.stack_captures(s, P, c, moves)
-    moves.append(Move(SKIP_CAPTURE, P))
-    return moves
-
-
-def _gen_chain(s: GameState, P: int) -> list[Move]:
-    moves: list[Move] = []
-    for c in _chain_origins(s, P):
-        mg.stack_captures(s, P, c, moves, CONTINUE_CAPTURE)
-    return moves
-
-
-def _gen_line(s: GameState, P: int) -> list[Move]:
-    if s.pending_line:
-        return [Move(ELIMINATE_RINGS, P, None, c, mode="line") for c in mg.controlled_cells(s, P)]
-    return line_moves(s, P) or [Move(NO_LINE_ACTION, P)]
-
-
-def _gen_territory(s: GameState, P: int) -> list[Move]:
-    if s.pending_region is not None:
-        return _territory_payments(s, P, s.pending_region)
-    moves = [
-        Move(CHOOSE_TERRITORY_OPTION, P, None, region[0], None, 0, region)
-        for region in _processable_regions(s, P)
-    ]
-    if moves:
-        moves.append(Move(SKIP_TERRITORY, P))
-        return moves
-    return [Move(NO_TERRITORY_ACTION, P)]
-
-
-def _territory_payments(s: GameState, P: int, region: tuple[int, ...]) -> list[Move]:
-    inside = set(region)
-    if s.turn_recovery:
-        cells = [c for c in mg.buried_ring_stacks(s, P) if c not in inside]
-        return [Move(ELIMINATE_RINGS, P, None, c, mode="recovery") for c in cells]
-    cells = [c for c in mg.controlled_cells(s, P) if c not in inside]
-    return [Move(ELIMINATE_RINGS, P, None, c, mode="territory") for c in cells]
-
-
-def _processable_regions(s: GameState, P: int) -> list[tuple[int, ...]]:
-    """Regions P may claim: P can pay for them from outside (R143)."""
-    regions = find_regions(s)
-    if not regions:
-        return []
-    payers = mg.buried_ring_stacks(s, P) if s.turn_recovery else mg.controlled_cells(s, P)
-    out = []
-    for region in regions:
-        inside = set(region)
-        if any(c not in inside for c in payers):
-            out.append(region)
-    return out
-
-
-def _gen_forced(s: GameState, P: int) -> list[Move]:
-    return [Move(FORCED_ELIMINATION, P, None, c) for c in mg.controlled_cells(s, P)]
-
-
-def _gen_over(s: GameState, P: int) -> list[Move]:
-    return []
-
-
-_GENERATORS = {
-    RING_PLACEMENT: _gen_placement,
-    MOVEMENT: _gen_movement,
-    CAPTURE: _gen_capture,
-    CHAIN_CAPTURE: _gen_chain,
-    LINE_PROCESSING: _gen_line,
-    TERRITORY_PROCESSING: _gen_territory,
-    FORCED_ELIMINATION_PHASE: _gen_forced,
-    GAME_OVER: _gen_over,
-}
-
-
-# ---- appliers ------------------------------------------------------------------------
-# An applier gets only moves of its type, which carry the cells that type needs (the
-# generators and parsers build them so); cast() narrows `Cell | None` for mypy without a
-# runtime check (hot path).
-def _apply_place(s: GameState, m: Move) -> None:
-    P, c = m.player, cast(Cell, m.to_cell)
-    s._hand[P] -= m.count
-    s._set_stack(c, (P,) * m.count + s._stacks[c])
-    s.must_move = c
-    s.phase = MOVEMENT
-
-
-def _apply_to_movement(s: GameState, m: Move) -> None:
-    s.phase = MOVEMENT
-
-
-def _apply_swap(s: GameState, m: Move) -> None:
-    s.swapped = True
-    s.swap_offered = False
-
-
-def _walk_path(s: GameState, P: int, path: tuple[int, ...]) -> None:
-    """Flip opponent markers and collapse own markers passed over (R092)."""
-    markers = s._markers
-    for x in path:
-        owner = markers[x]
-        if owner == P:
-            s._collapse(x, P)
-        elif owner:
-            s._set_marker(x, P)
-
-
-def _land(s: GameState, P: int, cell: int, st: tuple[int, ...]) -> None:
-    if s._markers[cell]:
-        s._set_marker(cell, 0)
-        s._eliminate(P, st[:1])
-        st = st[1:]
-    if st:
-        s._set_stack(cell, st)
-
-
-def _apply_move_stack(s: GameState, m: Move) -> None:
-    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
-    d, k = s.geometry.ray_pos[a][b]
-    st = s._stacks[a]
-    s._set_stack(a, ())
-    s._set_marker(a, P)
-    _walk_path(s, P, s.geometry.rays[a][d][: k - 1])
-    _land(s, P, b, st)
-    s.must_move = -1
-    s.chain_pos = b
-    if s._stacks[b] and mg.has_capture(s, P, b):
-        s.phase = CAPTURE
-    else:
-        s.phase = LINE_PROCESSING
-
-
-def _apply_capture(s: GameState, m: Move) -> None:
-    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
-    t = cast(Cell, m.capture_target)
-    g = s.geometry
-    d, kt = g.ray_pos[a][t]
-    _, kb = g.ray_pos[a][b]
-    ray = g.rays[a][d]
-    st = s._stacks[a]
-    s._set_stack(a, ())
-    s._set_marker(a, P)
-    _walk_path(s, P, ray[: kt - 1])
-    _walk_path(s, P, ray[kt : kb - 1])
-    target = s._stacks[t]
-    s._set_stack(t, target[1:])
-    _land(s, P, b, st + target[:1])
-    s.must_move = -1
-    s.chain_pos = b
-    if s._stacks[b] and mg.has_capture(s, P, b):
-        s.phase = CHAIN_CAPTURE
-    else:
-        s.phase = LINE_PROCESSING
-
-
-def _apply_to_lines(s: GameState, m: Move) -> None:
-    s.phase = LINE_PROCESSING
-
-
-def _extract_buried(s: GameState, P: int, cell: int) -> None:
-    """Remove P's bottommost ring from the stack at `cell` (R113)."""
-    st = s._stacks[cell]
-    i = len(st) - 1 - st[::-1].index(P)
-    s._set_stack(cell, st[:i] + st[i + 1 :])
-    s._eliminate(P, (P,))
-
-
-def _apply_recovery(s: GameState, m: Move) -> None:
-    P, a, b = m.player, cast(Cell, m.from_cell), cast(Cell, m.to_cell)
-    s._set_marker(a, 0)
-    if m.extraction is not None:
-        _extract_buried(s, P, m.extraction)
-    if m.mode == "stack_strike":
-        st = s._stacks[b]
-        s._eliminate(P, st[:1])
-        s._set_stack(b, st[1:])
-    else:
-        s._set_marker(b, P)
-        for c in m.collapse:
-            s._collapse(c, P)
-    s.turn_recovery = True
-    s.phase = LINE_PROCESSING
-
-
-def _apply_line(s: GameState, m: Move) -> None:
-    P = m.player
-    for c in m.collapse:
-        s._collapse(c, P)
-    if len(m.collapse) == len(m.cells) and any(st and st[0] == P for st in s._stacks):
-        s.pending_line = True
-    s._after_line_decision()
-
-
-def _apply_eliminate(s: GameState, m: Move) -> None:
-    P, c = m.player, cast(Cell, m.to_cell)
-    st = s._stacks[c]
-    if m.mode == "line":
-        s._eliminate(P, st[:1])
-        s._set_stack(c, st[1:])
-        s.pending_line = False
-        return
-    if m.mode == "recovery":
-        _extract_buried(s, P, c)
-    else:
-        cap = mg.cap_height(st)
-        s._eliminate(P, st[:cap])
-        s._set_stack(c, st[cap:])
-    s.pending_region = None
-    if not _processable_regions(s, P):
-        s._exit_territory()
-
-
-def _apply_no_line(s: GameState, m: Move) -> None:
-    s._enter_territory()
-
-
-def _apply_region(s: GameState, m: Move) -> None:
-    P = m.player
-    region = m.cells
-    border = border_markers(s, region, find_regions(s).get(region, 0))
-    for c in region:
-        st = s._stacks[c]
-        if st:
-            s._eliminate(P, st)
-            s._set_stack(c, ())
-        s._collapse(c, P)
-    for c in border:
-        s._collapse(c, P)
-    s.pending_region = region
-
-
-def _apply_exit_territory(s: GameState, m: Move) -> None:
-    s._exit_territory()
-
-
-def _apply_forced(s: GameState, m: Move) -> None:
-    c = cast(Cell, m.to_cell)
-    st = s._stacks[c]
-    cap = mg.cap_height(st)
-    s._eliminate(m.player, st[:cap])
-    s._set_stack(c, st[cap:])
-    s._end_turn()
-
-
-_APPLIERS = {
-    PLACE_RING: _apply_place,
-    SKIP_PLACEMENT: _apply_to_movement,
-    NO_PLACEMENT_ACTION: _apply_to_movement,
-    SWAP_SIDES: _apply_swap,
-    MOVE_STACK: _apply_move_stack,
-    OVERTAKING_CAPTURE: _apply_capture,
-    CONTINUE_CAPTURE: _apply_capture,
-    SKIP_CAPTURE: _apply_to_lines,
-    RECOVERY_SLIDE: _apply_recovery,
-    SKIP_RECOVERY: _apply_to_lines,
-    NO_MOVEMENT_ACTION: _apply_to_lines,
-    PROCESS_LINE: _apply_line,
-    CHOOSE_LINE_OPTION: _apply_line,
-    ELIMINATE_RINGS: _apply_eliminate,
-    NO_LINE_ACTION: _apply_no_line,
-    CHOOSE_TERRITORY_OPTION: _apply_region,
-    SKIP_TERRITORY: _apply_exit_territory,
-    NO_TERRITORY_ACTION: _apply_exit_territory,
-    FORCED_ELIMINATION: _apply_forced,
-}
+from engine.effects import APPLIERS as _APPLIERS
+from engine.legal import GENERATORS as _GENERATORS
 
 _ELIMINATING = frozenset(
     {MOVE_STACK, OVERTAKING_CAPTURE, CONTINUE_CAPTURE, RECOVERY_SLIDE, ELIMINATE_RINGS,

@@ -20,7 +20,8 @@ from conformance_parity import round_trip_errors, run_parity_action, run_trace
 
 from engine.conformance_exceptions import EXCEPTIONS
 from engine.move import BOOKKEEPING, CONTINUE_CAPTURE, Move
-from engine.state import GAME_OVER, GameState, IllegalMoveError
+from engine.phases import GAME_OVER
+from engine.state import GameState, IllegalMoveError
 
 __all__ = ["Case", "Result", "conformance_dir", "load_cases", "run_case"]
 
