@@ -7,7 +7,9 @@ from typing import Any
 
 from engine import movegen as mg
 from engine.config import GameConfig
+from engine.effects import APPLIERS as _APPLIERS
 from engine.geometry import Cell, Geometry, geometry
+from engine.legal import GENERATORS as _GENERATORS
 from engine.lines import find_lines
 from engine.move import (
     BOOKKEEPING,
@@ -430,10 +432,6 @@ class GameState:
             f"{self.phase}>"
         )
 
-
-# ---- move generators per phase -------------------------------------------------------
-from engine.effects import APPLIERS as _APPLIERS
-from engine.legal import GENERATORS as _GENERATORS
 
 _ELIMINATING = frozenset(
     {MOVE_STACK, OVERTAKING_CAPTURE, CONTINUE_CAPTURE, RECOVERY_SLIDE, ELIMINATE_RINGS,
