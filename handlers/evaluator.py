@@ -14,6 +14,7 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import GameConfig
 from events import EvalGameRequested, Event, Producer, SeatSpec
@@ -25,6 +26,9 @@ from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 from projections.gating import gate, is_open
 from projections.tables import Tables
+
+if TYPE_CHECKING:
+    from engine.players.neural import NetworkEvaluator
 
 NAME = "evaluator"
 
@@ -47,7 +51,7 @@ class Seats:
     state_dir: Path
     settings: LoopSettings
     halt: threading.Event = field(default_factory=threading.Event)  # set: abandon the games
-    networks: dict[str, object] = field(default_factory=dict)
+    networks: dict[str, NetworkEvaluator] = field(default_factory=dict)
 
     async def agent(self, config: str, seat: SeatSpec) -> Agent:
         if seat.kind == "tier":
@@ -61,7 +65,7 @@ class Seats:
                 self.store, ref, checkpoint_cache(self.state_dir)
             )
         search = search_settings(self.settings, "evaluation")
-        return model_agent(seat.participant_id, self.networks[sha], search, sha256=sha)  # type: ignore[arg-type]
+        return model_agent(seat.participant_id, self.networks[sha], search, sha256=sha)
 
 
 @batched

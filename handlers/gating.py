@@ -187,9 +187,6 @@ class HeadToHead:
             llr=decided.llr,
         )
 
-    def decided(self, settings: LoopSettings) -> bool:
-        return self.games >= self.budget or self.result(settings).sprt != "continue"
-
 
 def head_to_heads(gating: Tables, row: Row) -> list[HeadToHead]:
     return [
@@ -208,7 +205,11 @@ def on_match_completed(
     if row is None or not is_open(gating, row["evaluation_id"]):
         return None
     matches = head_to_heads(gating, row)
-    if not all(match.decided(settings) for match in matches):
+    results = [match.result(settings) for match in matches]
+    decided = [
+        m.games >= m.budget or r.sprt != "continue" for m, r in zip(matches, results, strict=True)
+    ]
+    if not all(decided):
         return None
     completed = EvaluationCompleted(
         event_id=derive_event_id(row["started_event_id"], "evaluation-completed"),
@@ -218,7 +219,7 @@ def on_match_completed(
         config=row["config"],
         evaluation_id=row["evaluation_id"],
         candidate=row["candidate"],
-        results=[match.result(settings) for match in matches],
+        results=results,
         decided_early=any(match.games < match.budget for match in matches),
     )
     return Append(

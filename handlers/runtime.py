@@ -11,7 +11,7 @@ import inspect
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -87,7 +87,6 @@ class Consumer:
     max_deliver: int = 5
     nak_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
     wait_in_place: bool = False
-    blocking: bool = False
     per_process: bool = False
 
 
@@ -116,7 +115,6 @@ class HandlerSpec:
     handle_batch: HandleBatch | None = None
     per_process: bool = False
     stage: str = ""  # the stage (handlers module) it belongs to; names dead letters and logs
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():

@@ -243,9 +243,9 @@ class SelfplayWorker:
             self.models[config] = best_model(self.views["registry"], config)
         return self.models[config]
 
-    def swap(self, config: str) -> None:
+    def swap(self, config: str, registry: Tables) -> None:
         """Play the config's next batch with the registry's current best."""
-        model = best_model(self.views["registry"], config)
+        model = best_model(registry, config)
         if model != self.models.get(config):
             log.info("selfplay_model_swapped", config=config,
                      model_id=model.model_id if model else None, worker=self.worker_id)  # fmt: skip
@@ -335,7 +335,7 @@ class SelfplayWorker:
 def on_model_changed(event: Event, *, registry: Tables, worker: SelfplayWorker) -> None:
     """ModelPromoted / ModelRolledBack: the config's next batch plays the new best."""
     if isinstance(event, ModelPromoted | ModelRolledBack):
-        worker.swap(event.config)
+        worker.swap(event.config, registry)
 
 
 async def run_worker(

@@ -144,14 +144,12 @@ class StageWiring:
             ack_wait=options.ack_wait,
             max_deliver=options.max_deliver,
             batch=options.batch,
-            blocking=options.blocking,
             nak_delays=options.nak_delays,
             wait_in_place=options.wait_in_place,
             per_process=options.per_process,
             refresh=self._refresher(views),
             on_stop=self.halt.set,
             stage=self.stage,
-            extra={"event": reaction.event.__name__},
         )
 
     def _resolver(self, parameters: list[str], views: list[str]) -> Callable[[], dict[str, Any]]:
