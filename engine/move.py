@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from engine.geometry import Cell, Geometry
+from engine.geometry import Cell
 
 # Canonical RingRift move types (RULES_DIGEST §6).
 PLACE_RING = "place_ring"
@@ -115,17 +115,6 @@ class Move(NamedTuple):
             return _parse_notation(text)
         except (KeyError, ValueError, IndexError):
             raise ValueError(f"bad move notation {text!r}") from None
-
-    def to_ringrift_json(self, geometry: Geometry) -> dict[str, Any]:
-        from engine.serialize import move_to_json
-
-        return move_to_json(self, geometry)
-
-    @classmethod
-    def from_ringrift_json(cls, data: dict[str, Any], geometry: Geometry) -> Move:
-        from engine.serialize import move_from_json
-
-        return move_from_json(data, geometry)
 
 
 def _parse_notation(text: str) -> Move:

@@ -8,6 +8,7 @@ from typing import Any
 from engine.config import GameConfig
 from engine.move import BOOKKEEPING, Move
 from engine.position import differences, position_from_json, position_of
+from engine.serialize import match_move, move_from_json, move_to_json
 from engine.state import GameState, IllegalMoveError
 
 
@@ -40,10 +41,10 @@ def config_of(record: dict[str, Any]) -> GameConfig:
 def _apply_recorded(s: GameState, data: dict[str, Any], result: ReplayResult) -> None:
     """Apply one recorded move; RingRift hosts sometimes leave a forced bookkeeping move
     unrecorded, so a lone no_*_action is filled in (and reported as a warning) first."""
-    move = Move.from_ringrift_json(data, s.geometry)
+    move = move_from_json(data, s.geometry)
     for _ in range(4):
         try:
-            s.apply(s.match_move(move))
+            s.apply(match_move(s, move))
             return
         except IllegalMoveError:
             legal = s.legal_moves()
@@ -53,7 +54,7 @@ def _apply_recorded(s: GameState, data: dict[str, Any], result: ReplayResult) ->
                 f"inserted {legal[0].type} before move {result.moves_applied + 1}"
             )
             s.apply(legal[0])
-    s.apply(s.match_move(move))
+    s.apply(match_move(s, move))
 
 
 def _swap_rule(record: dict[str, Any]) -> bool:
@@ -170,7 +171,7 @@ def to_record(config: GameConfig, moves: list[Move], *, swap_rule: bool = True) 
     out = []
     for move in moves:
         s.apply(move)
-        out.append(move.to_ringrift_json(s.geometry))
+        out.append(move_to_json(move, s.geometry))
     return {
         "boardType": config.board,
         "numPlayers": config.num_players,

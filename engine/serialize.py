@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine import movegen as mg
 from engine.config import GameConfig
@@ -17,9 +17,8 @@ from engine.move import (
     PROCESS_LINE,
     Move,
 )
-
-if TYPE_CHECKING:
-    from engine.state import GameState
+from engine.phases import GAME_OVER
+from engine.state import GameState, IllegalMoveError
 
 _NO_TARGET = {"x": 0, "y": 0}
 _LATE_PHASES = ("capture", "chain_capture", "line_processing", "territory_processing")
@@ -134,8 +133,6 @@ _CHOOSES_CELLS = frozenset({PROCESS_LINE, CHOOSE_LINE_OPTION, CHOOSE_TERRITORY_O
 
 def match_move(s: GameState, m: Move) -> Move:
     """The unique legal move a (possibly partial) move stands for; raises IllegalMoveError."""
-    from engine.state import IllegalMoveError
-
     legal = s.legal_moves()
     if m in legal:
         return m
@@ -231,9 +228,6 @@ def state_to_json(s: GameState) -> dict[str, Any]:
 
 def state_from_json(d: dict[str, Any]) -> GameState:
     """Parse RingRift's GameState JSON, tolerating the legacy shapes found in its fixtures."""
-    from engine.phases import GAME_OVER
-    from engine.state import GameState
-
     board = d["board"]
     board_type = board.get("type") or d.get("boardType")
     g = geometry(board_type)

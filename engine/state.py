@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from engine import movegen as mg
 from engine.config import GameConfig
@@ -33,6 +32,7 @@ from engine.phases import (
     RING_PLACEMENT,
     TERRITORY_PROCESSING,
 )
+from engine.victory import check_victory, ranking
 
 LPS_ROUNDS_REQUIRED = 3
 _MASK = (1 << 64) - 1
@@ -397,34 +397,12 @@ class GameState:
         self.phase = GAME_OVER
 
     def _check_victory(self, *, full: bool) -> None:
-        from engine.victory import check_victory
-
         check_victory(self, full=full)
 
     # ---- results --------------------------------------------------------------------
     def ranking(self) -> list[int]:
         """Final rank per player (index 0 = player 1; 1 = best; ties share a rank)."""
-        from engine.victory import ranking
-
         return ranking(self)
-
-    # ---- interop --------------------------------------------------------------------
-    def to_ringrift_json(self) -> dict[str, Any]:
-        from engine.serialize import state_to_json
-
-        return state_to_json(self)
-
-    @classmethod
-    def from_ringrift_json(cls, data: dict[str, Any]) -> GameState:
-        from engine.serialize import state_from_json
-
-        return state_from_json(data)
-
-    def match_move(self, move: Move) -> Move:
-        """The legal move a possibly partial move (e.g. read from RingRift JSON) stands for."""
-        from engine.serialize import match_move
-
-        return match_move(self, move)
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-CONFIG_PATTERN = r"^(square8|hex8|square19|hexagonal)_[234]p$"
+BOARDS = ("square8", "hex8", "square19", "hexagonal")
+"""The board types, smallest first."""
+CONFIG_PATTERN = rf"^({'|'.join(BOARDS)})_[234]p$"
 ConfigName = Annotated[str, StringConstraints(pattern=CONFIG_PATTERN)]
 """A board type × player count, e.g. ``square8_2p``."""
 

@@ -14,6 +14,7 @@ import numpy as np
 from engine import GameConfig, GameState, Move
 from engine.encoding import encode_state, legal_policy_mask, move_to_index, visits_to_policy
 from engine.players.neural import absolute_to_relative
+from engine.serialize import match_move
 from engine.training import Sample, policy_target
 from events import GameCompleted, GameRange, decode
 from handlers.games import seat_values
@@ -56,7 +57,7 @@ def _sample(
     if visits:
         counts = {Move.from_notation(m): float(c) for m, c in visits.items()}
         return Sample.from_search(planes, visits_to_policy(state, counts), value, mask)
-    played = move_to_index(state, state.match_move(move))
+    played = move_to_index(state, match_move(state, move))
     return Sample(planes, policy_target(played=played), value, mask)
 
 

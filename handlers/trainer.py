@@ -27,8 +27,9 @@ import torch
 from nats.js.errors import NotFoundError
 
 from engine import GameConfig
-from engine.encoding import network_spec, symmetry_augmenter
+from engine.encoding import network_spec
 from engine.network import build_network, load_checkpoint, save_checkpoint, select_device
+from engine.symmetry import symmetry_augmenter
 from engine.training import OneHotTargetError, Sample, TrainingReport, train
 from events import (
     EpochLoss,

@@ -37,7 +37,7 @@ from events import (
 from handlers.agents import model_agent, search_settings, tier_agent
 from handlers.games import play_games
 from handlers.models import best_model, checkpoint_cache, load_network
-from handlers.settings import PROFILES
+from handlers.profiles import PROFILES
 from ops.app import App
 from ops.logging import configure_logging
 from ops.settings import load_settings

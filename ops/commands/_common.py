@@ -37,7 +37,7 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_profile_argument(parser: argparse.ArgumentParser) -> None:
-    from handlers.settings import PROFILES
+    from handlers.profiles import PROFILES
 
     parser.add_argument("--profile", choices=sorted(PROFILES), help="loop settings profile")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.config import GameConfig
 from engine.move import Move
+from engine.serialize import move_to_json, state_to_json
 from engine.state import GameState
 from engine.tiers import make_player
 
@@ -70,12 +71,12 @@ def _record(state: GameState, config: GameConfig, names: list[str], moves, seed)
         "numPlayers": config.num_players,
         "players": [{"playerNumber": i + 1, "type": "ai", "tier": n} for i, n in enumerate(names)],
         "seed": seed,
-        "moves": [m.to_ringrift_json(g) for m in moves],
+        "moves": [move_to_json(m, g) for m in moves],
         "notation": [m.to_notation() for m in moves],
         "winner": state.winner,
         "victoryReason": state.victory_reason,
         "ranking": state.ranking() if state.is_over else None,
-        "finalState": state.to_ringrift_json(),
+        "finalState": state_to_json(state),
     }
 
 

@@ -42,6 +42,7 @@ from engine.move import (
     Move,
 )
 from engine.position import Position, differences, position_from_json, position_of
+from engine.serialize import match_move, move_from_json
 from engine.state import GameState, IllegalMoveError
 
 HERE = Path(__file__).resolve().parent
@@ -248,7 +249,7 @@ def _play(s: GameState, played: Move, recorded: Position, tally: Tally, where: s
     reaches RingRift's position. A move illegal here is tallied and, where one of our moves
     reaches RingRift's position, that one is played instead; False when none does."""
     try:
-        move = s.match_move(played)
+        move = match_move(s, played)
     except IllegalMoveError:
         tally.note(f"move illegal in ringloop: {played.type}", where)
         reaching = _move_reaching(s, recorded, s.legal_moves())
@@ -318,7 +319,7 @@ def compare_game(game: dict[str, Any]) -> Tally:
     g = s.geometry
     where = f"{config.name} seed {game['seed']}"
     for i, step in enumerate(game["steps"]):
-        theirs_moves = [Move.from_ringrift_json(d, g) for d in step["legal"]]
+        theirs_moves = [move_from_json(d, g) for d in step["legal"]]
         ours = {move_key(m) for m in s.legal_moves()}
         theirs = {move_key(m) for m in theirs_moves}
         tally.positions += 1

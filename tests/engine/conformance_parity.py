@@ -19,6 +19,7 @@ from conformance_reasons import VALIDATION_CODES
 from engine.config import legacy_territory_threshold
 from engine.conformance_exceptions import EXCEPTIONS
 from engine.move import Move
+from engine.serialize import match_move, move_from_json, state_from_json, state_to_json
 from engine.state import GameState, IllegalMoveError
 
 
@@ -116,11 +117,11 @@ def run_parity_action(
         return Step([f"unknown expected keys {sorted(unknown)}"], None, "vector")
     if exc is not None and exc["expect"] == "invalid_state":
         return expect_invalid_state(state_json, exc)
-    s = GameState.from_ringrift_json(state_json)
+    s = state_from_json(state_json)
     before = s.copy()
-    move = Move.from_ringrift_json(move_json, s.geometry)
+    move = move_from_json(move_json, s.geometry)
     try:
-        s.apply(s.match_move(move))
+        s.apply(match_move(s, move))
     except IllegalMoveError as err:
         if exc is not None or expected["tsValid"]:
             step = rejection(exc, before, move, err)
@@ -174,12 +175,12 @@ def run_trace(case: Case, result: Result) -> None:
             expected = {**expected, "tsValidation": step["lentValidation"][1]}
         outcome = run_parity_action(state_json, step["move"], expected, exc)
         result.add(uid, outcome)
-        state_json = outcome.state.to_ringrift_json() if outcome.state is not None else None
+        state_json = state_to_json(outcome.state) if outcome.state is not None else None
 
 
 def round_trip_errors(d: dict[str, Any]) -> list[str]:
     """A state-only fixture: loading and serializing keeps its board, players and turn."""
-    ours = GameState.from_ringrift_json(d).to_ringrift_json()
+    ours = state_to_json(state_from_json(d))
     errors = [
         f"{key}: expected {d[key]!r}, got {ours[key]!r}"
         for key in ("currentPhase", "currentPlayer", "boardType")

@@ -21,6 +21,7 @@ from conformance_parity import round_trip_errors, run_parity_action, run_trace
 from engine.conformance_exceptions import EXCEPTIONS
 from engine.move import BOOKKEEPING, CONTINUE_CAPTURE, Move
 from engine.phases import GAME_OVER
+from engine.serialize import match_move, move_from_json, state_from_json, state_to_json
 from engine.state import GameState, IllegalMoveError
 
 __all__ = ["Case", "Result", "conformance_dir", "load_cases", "run_case"]
@@ -60,7 +61,7 @@ def check_assertions(
     before: GameState, s: GameState, s_before: int, assertions: dict[str, Any], chain: list[Move]
 ) -> list[str]:
     """Every assertion key a vector states, compared with our resulting state."""
-    d = s.to_ringrift_json()
+    d = state_to_json(s)
     got: dict[str, Any] = {
         "gameStatus": d["gameStatus"],
         "markerCount": len(d["board"]["markers"]),
@@ -137,7 +138,7 @@ def run_contract_vector(v: dict[str, Any], state: GameState | None = None) -> St
     expect = exc["expect"] if exc else None
     if exc is not None and expect == "invalid_state":
         return expect_invalid_state(v["input"]["state"], exc)
-    s = state if state is not None else GameState.from_ringrift_json(v["input"]["state"])
+    s = state if state is not None else state_from_json(v["input"]["state"])
     before, s_before = s.copy(), s.s_invariant()
     expected = dict(v["expectedOutput"])
     assertions = dict(expected["assertions"])
@@ -146,11 +147,11 @@ def run_contract_vector(v: dict[str, Any], state: GameState | None = None) -> St
         assertions.update(expect["assertions"])
         expected["status"] = expect.get("status", expected["status"])
         outcome = "spec_state"
-    move = Move.from_ringrift_json(v["input"].get("move") or v["input"]["initialMove"], s.geometry)
+    move = move_from_json(v["input"].get("move") or v["input"]["initialMove"], s.geometry)
     want_phase = assertions.get("currentPhase")
     chain: list[Move] = []
     try:
-        move = s.match_move(move)
+        move = match_move(s, move)
         s.apply(move)
         if s.phase == "chain_capture" and want_phase != "chain_capture":
             if expected["status"] != "awaiting_decision":
@@ -228,8 +229,8 @@ def run_case(case: Case) -> Result:
 
 def compare_states(s: GameState, d: dict[str, Any]) -> list[str]:
     """Board content and per-player counters of our state against a serialized one."""
-    ours = s.to_ringrift_json()
-    theirs = GameState.from_ringrift_json(d).to_ringrift_json()
+    ours = state_to_json(s)
+    theirs = state_to_json(state_from_json(d))
     errors = []
     for key in ("stacks", "markers", "collapsedSpaces"):
         if ours["board"][key] != theirs["board"][key]:

@@ -15,13 +15,15 @@ from engine.encoding import (
     legal_policy_mask,
     move_indices,
     move_to_index,
+)
+from engine.state import GameState
+from engine.symmetry import (
     policy_permutation,
     symmetries,
     symmetry_augmenter,
     transform_planes,
     transform_policy,
 )
-from engine.state import GameState
 from engine.training import Sample, policy_target
 
 

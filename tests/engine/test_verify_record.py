@@ -13,7 +13,7 @@ import pytest
 from engine.config import GameConfig
 from engine.move import BOOKKEEPING, CHOOSE_TERRITORY_OPTION, PROCESS_LINE, Move
 from engine.record import to_record
-from engine.serialize import state_to_json
+from engine.serialize import match_move, move_from_json, state_to_json
 from engine.state import GameState
 from ops.cli import main
 
@@ -91,10 +91,10 @@ def test_spliced_illegal_move_fails_naming_it(
         # replay to a mid-game movement position and splice in a move of the wrong player
         moves = record["moves"]
         for i, data in enumerate(moves):
-            m = Move.from_ringrift_json(data, s.geometry)
+            m = move_from_json(data, s.geometry)
             if i > 10 and s.phase == "movement" and m.type not in BOOKKEEPING:
                 break
-            s.apply(s.match_move(m))
+            s.apply(match_move(s, m))
         wrong = s.current_player % g.num_players + 1
         bad = {"type": "place_ring", "player": wrong, "to": moves[i]["to"], "placementCount": 1}
         record["moves"] = [*moves[:i], bad, *moves[i:]]
@@ -182,7 +182,7 @@ def _final_state(record: dict[str, Any]) -> dict[str, Any]:
     g = GameConfig(record["boardType"], record["numPlayers"])
     s = GameState.initial(g)
     for data in record["moves"]:
-        s.apply(s.match_move(Move.from_ringrift_json(data, s.geometry)))
+        s.apply(match_move(s, move_from_json(data, s.geometry)))
     return state_to_json(s)
 
 
@@ -220,7 +220,7 @@ def test_position_after_a_move_names_the_first_move_that_differs(
     g = GameConfig(record["boardType"], record["numPlayers"])
     s = GameState.initial(g)
     for data in record["moves"][:40]:
-        s.apply(s.match_move(Move.from_ringrift_json(data, s.geometry)))
+        s.apply(match_move(s, move_from_json(data, s.geometry)))
         data["stateAfter"] = state_to_json(s)
     wrong = record["moves"][30]["stateAfter"]
     wrong["players"][2]["eliminatedRings"] += 1
