@@ -139,6 +139,7 @@ function drawRatings(models) {
     series: [{ label: "generation" }, { label: "Elo", stroke: "#d9480f", width: 2 },
       { label: "ML", stroke: "#1971c2", width: 2 }, { label: "ML low", stroke: "#a5c8f0" }, { label: "ML high", stroke: "#a5c8f0" }],
     bands: [{ series: [4, 3], fill: "rgba(25,113,194,0.12)" }],
+    axes: [{}, { size: 60 }],
   }, data);
 }
 
@@ -158,7 +159,7 @@ function drawThroughput(throughput) {
   chart("throughput", {
     series: [{}, { label: "games/s", stroke: "#d9480f", width: 2, spanGaps: true, scale: "games" },
       { label: "samples/s", stroke: "#ae3ec9", width: 0, points: { show: true, size: 7 }, scale: "samples" }],
-    axes: [{}, { scale: "games" }, { scale: "samples", side: 1, grid: { show: false } }],
+    axes: [{}, { scale: "games", size: 50 }, { scale: "samples", side: 1, size: 60, grid: { show: false } }],
   }, [times, times.map((t) => games.get(t) ?? null), times.map((t) => samples.get(t) ?? null)]);
 }
 
