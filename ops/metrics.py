@@ -72,12 +72,13 @@ class LoopCollector(Collector):
     def _games(self, views: Mapping[str, Tables]) -> Iterator[Metric]:
         games = _counter("ringloop_games", ["config", "purpose"])
         last = _gauge("ringloop_last_selfplay_game_timestamp_seconds", ["config"])
-        state = views.get("games")
         for config in self.configs:
-            counts = state.get("games_configs", config) if state is not None else None
+            counts = read.view_row(views, "games", "games_configs", config) or {}
             for purpose in ("selfplay", "eval", "import"):
-                games.add_metric([config, purpose], (counts or {}).get(purpose) or 0)
-            newest = state.get("games_index", config, counts["last_selfplay_seq"]) if counts else None
+                games.add_metric([config, purpose], counts.get(purpose) or 0)
+            newest = read.view_row(
+                views, "games", "games_index", config, counts.get("last_selfplay_seq")
+            )
             if newest is not None:
                 last.add_metric([config], _seconds(newest["time"]))
         yield games
@@ -87,11 +88,11 @@ class LoopCollector(Collector):
         rate = _gauge("ringloop_training_samples_per_second", ["config"])
         samples = _counter("ringloop_training_samples", ["config"])
         trainings = _counter("ringloop_trainings", ["config", "outcome"])
-        history, pipeline = views.get("timeline"), views.get("pipeline")
+        history = views.get("timeline")
         for config in self.configs:
-            row = pipeline.get("pipeline_configs", config) if pipeline is not None else None
+            row = read.view_row(views, "pipeline", "pipeline_configs", config) or {}
             for outcome in ("requested", "completed", "failed"):
-                trainings.add_metric([config, outcome], (row or {}).get(f"trainings_{outcome}") or 0)
+                trainings.add_metric([config, outcome], row.get(f"trainings_{outcome}") or 0)
             if history is None:
                 continue
             done = [r for r in timeline.entries(history, config=config)
@@ -110,28 +111,31 @@ class LoopCollector(Collector):
         rows = timeline.entries(views["timeline"]) if "timeline" in views else []
         counts: dict[tuple[str, ...], int] = {}
         last: dict[str, str] = {}
-        for row in rows:
-            if row["kind"] in timeline.DECISIONS:
-                key = (row["config"], row["kind"], row["details"].get("gate") or "")
-                counts[key] = counts.get(key, 0) + 1
-                last[row["config"]] = row["time"]
-            elif row["kind"] == "dead_letter":
-                key = (row["details"].get("handler") or "?",)
-                counts[key] = counts.get(key, 0) + 1
+        for entry in rows:
+            key: tuple[str, ...]
+            if entry["kind"] in timeline.DECISIONS:
+                key = (entry["config"], entry["kind"], entry["details"].get("gate") or "")
+                last[entry["config"]] = entry["time"]
+            elif entry["kind"] == "dead_letter":
+                key = (entry["details"].get("handler") or "?",)
+            else:
+                continue
+            counts[key] = counts.get(key, 0) + 1
         for key, count in sorted(counts.items()):
             (verdicts if len(key) == 3 else dead).add_metric(list(key), count)
-        games = views.get("games")
         for config in self.configs:
-            first = games.get("games_configs", config) if games is not None else None
-            start = games.get("games_index", config, first["first_selfplay_seq"]) if first else None
-            if config in last or start is not None:
-                clock.add_metric([config], _seconds(last.get(config) or start["time"]))  # type: ignore[index]
+            first = read.view_row(views, "games", "games_configs", config) or {}
+            start = read.view_row(
+                views, "games", "games_index", config, first.get("first_selfplay_seq")
+            )
+            moment = last.get(config) or (start["time"] if start else None)
+            if moment is not None:
+                clock.add_metric([config], _seconds(moment))
             elo = read.best_elo(views, config)
             if elo is not None:
                 best.add_metric([config], elo)
-            registry = views.get("registry")
-            row = registry.get("registry_configs", config) if registry is not None else None
-            generation.add_metric([config], (row or {}).get("generation") or 0)
+            registry = read.view_row(views, "registry", "registry_configs", config) or {}
+            generation.add_metric([config], registry.get("generation") or 0)
         yield from (verdicts, clock, dead, best, generation)
 
     def _bus(self) -> Iterator[Metric]:

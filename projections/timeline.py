@@ -104,7 +104,11 @@ def describe(event: Event) -> Entry | None:
                     f"{games.first_seq}..{games.last_seq}", {"games": games.model_dump()})  # fmt: skip
         case TrainingCompleted():
             last = event.losses[-1] if event.losses else None
-            loss = f", last epoch policy {last.policy_loss:.4f} value {last.value_loss:.4f}" if last else ""
+            loss = (
+                f", last epoch policy {last.policy_loss:.4f} value {last.value_loss:.4f}"
+                if last
+                else ""
+            )
             return ("training_completed", event.config, event.model_id,
                     f"{event.model_id} trained on {event.samples} samples",
                     f"training {event.training_id} produced {event.model_id} (generation "

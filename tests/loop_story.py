@@ -52,7 +52,7 @@ def random_game(config: str, seed: int, *, max_moves: int = 40) -> GameCompleted
 
 
 def training() -> list[Event]:
-    games = GameRange(subject=f"games.square8.2p.selfplay", first_seq=1, last_seq=3, count=3)
+    games = GameRange(subject="games.square8.2p.selfplay", first_seq=1, last_seq=3, count=3)
     requested = TrainingRequested(config=CONFIG, training_id="t-story", games=games, generation=1)
     completed = TrainingCompleted(
         config=CONFIG, training_id="t-story", model_id=MODEL, generation=1,

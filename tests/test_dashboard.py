@@ -88,7 +88,9 @@ async def test_state_and_config_reads(served: tuple[Watching, dict[str, int]]) -
     status, config = await get(url + f"api/config/{story.CONFIG}")
     assert status == 200
     (model,) = config["ratings"]["models"]
-    assert model["elo"] == pytest.approx(1524.0) and model["ml_low"] < model["ml"] < model["ml_high"]
+    assert (
+        model["elo"] == pytest.approx(1524.0) and model["ml_low"] < model["ml"] < model["ml_high"]
+    )
     assert [e["policy"] for e in config["losses"][0]["epochs"]] == [2.7, 2.4]
     assert config["throughput"]["trainings"][0]["samples_per_s"] == 321.5
 
@@ -182,7 +184,7 @@ async def test_page_in_chromium(
 
 
 async def _replay(page: Any, seq: int, *, board: str) -> None:
-    select = f'{story.HEX_CONFIG if board == "hex8" else story.CONFIG}'
+    select = f"{story.HEX_CONFIG if board == 'hex8' else story.CONFIG}"
     await page.select_option("#config-select", select)
     await page.click(f'#games tr[data-seq="{seq}"]')
     await page.wait_for_function(f"document.getElementById('board').dataset.board === '{board}'")

@@ -93,10 +93,14 @@ async def test_handler_latency_outcomes_dead_letters_and_lag(app: App, watching:
     samples = await current(watching)
     handler = "elo-rater-match-completed"
     # every delivery of this consumer: the story's matches, the new one and the poison one
-    assert value(samples, "ringloop_handler_seconds_count", handler=handler) == runtime.processed + 1
+    assert (
+        value(samples, "ringloop_handler_seconds_count", handler=handler) == runtime.processed + 1
+    )
     acked = value(samples, "ringloop_handler_deliveries_total", handler=handler, outcome="acked")
     assert acked == runtime.processed == len(story.rated_matches()) // 2 + 1
-    assert value(samples, "ringloop_handler_deliveries_total", handler=handler, outcome="failed") == 1
+    assert (
+        value(samples, "ringloop_handler_deliveries_total", handler=handler, outcome="failed") == 1
+    )
     assert value(samples, "ringloop_dead_letters_total", handler="elo-rater") == 1
     lag = value(samples, "ringloop_consumer_lag", stream=LOG_STREAM, consumer=handler)
     assert lag == 0

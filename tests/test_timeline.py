@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from events import CurriculumRebalanced, Event, FeedbackSignalRaised, ModelRolledBack, TrainingFailed
+from events import (
+    CurriculumRebalanced,
+    Event,
+    FeedbackSignalRaised,
+    ModelRolledBack,
+    TrainingFailed,
+)
 from events.catalogue import CurriculumInput
 from projections.base import fold
 from projections.eventstore import StoredEvent
@@ -15,7 +21,9 @@ WHEN = datetime(2026, 12, 2, tzinfo=UTC)
 
 
 def stored(events: list[Event]) -> list[StoredEvent]:
-    return [StoredEvent("RINGLOOP_LOG", seq, e.subject(), WHEN, e) for seq, e in enumerate(events, 1)]
+    return [
+        StoredEvent("RINGLOOP_LOG", seq, e.subject(), WHEN, e) for seq, e in enumerate(events, 1)
+    ]
 
 
 def history() -> list[Event]:

@@ -19,7 +19,8 @@ from projections.tables import Row, Tables
 Views = Mapping[str, Tables]
 
 
-def _get(views: Views, projection: str, table: str, *key: Any) -> Row | None:
+def view_row(views: Views, projection: str, table: str, *key: Any) -> Row | None:
+    """One row of a view's table (None when the view is not kept here or has no such row)."""
     state = views.get(projection)
     return state.get(table, *key) if state is not None else None
 
@@ -35,14 +36,14 @@ def model_key(model: Row) -> str:
 
 
 def elo_of(views: Views, config: str, key: str) -> float | None:
-    row = _get(views, "elo", "elo_ratings", config, key)
+    row = view_row(views, "elo", "elo_ratings", config, key)
     return float(row["elo"]) if row else None
 
 
 def best_elo(views: Views, config: str) -> float | None:
     """The Elo of the config's current best model (None before the first promotion)."""
-    best = (_get(views, "registry", "registry_configs", config) or {}).get("best_model_id")
-    model = _get(views, "registry", "registry_models", best) if best else None
+    best = (view_row(views, "registry", "registry_configs", config) or {}).get("best_model_id")
+    model = view_row(views, "registry", "registry_models", best) if best else None
     return elo_of(views, config, model_key(model)) if model else None
 
 
@@ -53,9 +54,9 @@ def overview(views: Views, configs: Sequence[str]) -> list[dict[str, Any]]:
     """One row per config: games, generation, best model and Elo, what runs, last decision."""
     rows = []
     for config in configs:
-        games = _get(views, "games", "games_configs", config) or {}
-        registry = _get(views, "registry", "registry_configs", config) or {}
-        pipeline = _get(views, "pipeline", "pipeline_configs", config) or {}
+        games = view_row(views, "games", "games_configs", config) or {}
+        registry = view_row(views, "registry", "registry_configs", config) or {}
+        pipeline = view_row(views, "pipeline", "pipeline_configs", config) or {}
         rows.append({
             "config": config,
             "selfplay_games": games.get("selfplay") or 0, "eval_games": games.get("eval") or 0,
@@ -73,7 +74,10 @@ def overview(views: Views, configs: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def selfplay_counts(views: Views, configs: Sequence[str]) -> dict[str, int]:
-    return {c: (_get(views, "games", "games_configs", c) or {}).get("selfplay") or 0 for c in configs}
+    return {
+        c: (view_row(views, "games", "games_configs", c) or {}).get("selfplay") or 0
+        for c in configs
+    }
 
 
 # ------------------------------------------------------------ ratings per generation
@@ -109,7 +113,7 @@ def ratings(views: Views, config: str, ml: Mapping[str, Mapping[str, float]]) ->
     for model in models(views, config):
         key = model_key(model)
         fit = ml.get(key) or {}
-        elo_row = _get(views, "elo", "elo_ratings", config, key) or {}
+        elo_row = view_row(views, "elo", "elo_ratings", config, key) or {}
         decision = model.get("decision") or {}
         rows.append({
             "model_id": model["model_id"], "generation": model["generation"],
@@ -147,7 +151,9 @@ def throughput(views: Views, config: str, bucket_s: float = 60.0) -> dict[str, A
     for moment in times:
         start = moment - moment % bucket_s
         buckets[start] = buckets.get(start, 0) + 1
-    games = [{"t": start, "games_per_s": count / bucket_s} for start, count in sorted(buckets.items())]
+    games = [
+        {"t": start, "games_per_s": count / bucket_s} for start, count in sorted(buckets.items())
+    ]
     trainings = [{"t": _epoch(r["time"]), "model_id": r["model_id"],
                   "samples_per_s": r["details"].get("samples_per_s"),
                   "samples": r["details"].get("samples")}
