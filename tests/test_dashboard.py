@@ -195,3 +195,16 @@ async def _replay(page: Any, seq: int, *, board: str) -> None:
     await page.click("#last")
     text = await page.inner_text("#game-ply")
     assert text.split(" / ")[0] == "ply " + text.split(" / ")[1].split(" ")[0]
+
+
+def test_dashboard_command_rejects_a_bad_port(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.cli import main
+
+    code = main(["dashboard", "--http-port", "70000", "--nats", str(settings.nats.url),
+                 "--state-dir", str(settings.state_dir)])  # fmt: skip
+    assert code == 2
+    assert (
+        capsys.readouterr().err.strip() == "ringloop: --http-port must lie in 0..65535, got 70000"
+    )
