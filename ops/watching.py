@@ -119,6 +119,7 @@ async def _serve(
     watching.services.append(service)
     watching.urls[name] = url if name == "dashboard" else f"{url}metrics"
     if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(watching.urls[name])
         watching.url_files.append(path)
 
