@@ -168,12 +168,13 @@ async def test_page_in_chromium(
             item = await page.wait_for_selector(f'#timeline li[data-seq="{seq}"]')
             assert "live update reached the page" in await item.inner_text()
             # a game replays move by move, on the square board and on the hex board
-            await _replay(page, seqs["hex"], board="hex8")
             await _replay(page, seqs["square"], board="square8")
             await page.click("#timeline li[data-kind='promoted'] button")
             await page.wait_for_function(
                 "document.getElementById('explain-chain').children.length > 0"
             )
+            await page.check("#timeline-all")  # every config's timeline, then the hex board
+            await _replay(page, seqs["hex"], board="hex8")
             shot = tmp_path / "dashboard.png"
             await page.screenshot(path=str(shot), full_page=True)
             ARTIFACTS.mkdir(exist_ok=True)

@@ -19,7 +19,6 @@ from ops.commands._common import (
     with_profile,
 )
 from ops.progress import Progress
-from ops.watching import announce, start_watching
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
@@ -83,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 async def serve(app: App, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
+    from ops.watching import announce, start_watching
     from ops.wiring import run_stages, stages
 
     names = args.handlers.split(",") if args.handlers else stages()

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 STATIC = Path(__file__).parent / "static"
 RATE_WINDOW_S = 60.0  # games/s on the page: the selfplay games of the last minute
 KEEPALIVE_S = 15.0
+REFRESH_S = 10.0  # a quiet loop's state is still sent this often (games/s falls to 0)
 
 
 class BadRequest(ValueError):
@@ -51,6 +52,7 @@ class Dashboard:
         self.configs = app.settings.loop.configs
         self._counts: deque[tuple[float, dict[str, int]]] = deque()
         self._ml: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._event: tuple[tuple[Any, ...], str] | None = None
 
     def views(self) -> dict[str, Any]:
         return {name: runner.state for name, runner in self.app.runners.items()}
@@ -122,7 +124,16 @@ class Dashboard:
         return {"seq": seq, **replay}
 
     def version(self) -> tuple[Any, ...]:
-        return tuple(sorted(self.positions().items())), self.monitor.sample.version
+        """What the state depends on; the time slot refreshes rates on a quiet loop too."""
+        slot = int(time.monotonic() // REFRESH_S)
+        return tuple(sorted(self.positions().items())), self.monitor.sample.version, slot
+
+    def state_event(self, version: tuple[Any, ...]) -> str:
+        """The state as one SSE message, built once per version for every open page."""
+        if self._event is None or self._event[0] != version:
+            data = json.dumps(self.state(), default=str)
+            self._event = (version, f"event: state\ndata: {data}\n\n")
+        return self._event[1]
 
 
 # ------------------------------------------------------------ the web app
@@ -189,7 +200,7 @@ async def _events(dashboard: Dashboard, request: Request) -> AsyncIterator[str]:
         version = dashboard.version()
         if version != seen:
             seen, quiet_since = version, time.monotonic()
-            yield f"event: state\ndata: {json.dumps(dashboard.state(), default=str)}\n\n"
+            yield dashboard.state_event(version)
         elif time.monotonic() - quiet_since >= KEEPALIVE_S:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"

@@ -116,6 +116,9 @@ function renderModels(ratings) {
   $("baselines").textContent = "baselines: " + (ratings.baselines.map((b) => `${b.participant} Elo ${num(b.elo)} ML ${num(b.ml)} (${b.games} games)`).join("; ") || "none rated yet");
 }
 
+// uPlot's auto range of a single x value spans years; pad it instead.
+const padded = (pad) => (_u, min, max) => (min === max ? [min - pad, max + pad] : [min, max]);
+
 function chart(name, opts, data) {
   const holder = $("chart-" + name);
   if (page.charts[name]) page.charts[name].destroy();
@@ -135,7 +138,7 @@ function drawRatings(models) {
   const data = [points.map((m) => m.generation), points.map((m) => m.elo), points.map((m) => m.ml),
     points.map((m) => m.ml_low), points.map((m) => m.ml_high)];
   chart("ratings", {
-    scales: { x: { time: false } },
+    scales: { x: { time: false, range: padded(1) } },
     series: [{ label: "generation" }, { label: "Elo", stroke: "#d9480f", width: 2 },
       { label: "ML", stroke: "#1971c2", width: 2 }, { label: "ML low", stroke: "#a5c8f0" }, { label: "ML high", stroke: "#a5c8f0" }],
     bands: [{ series: [4, 3], fill: "rgba(25,113,194,0.12)" }],
@@ -147,7 +150,7 @@ function drawLosses(trainings) {
   const x = [], policy = [], value = [];
   for (const t of trainings) for (const e of t.epochs) { x.push(x.length + 1); policy.push(e.policy); value.push(e.value); }
   chart("losses", {
-    scales: { x: { time: false } },
+    scales: { x: { time: false, range: padded(1) } },
     series: [{ label: "epoch" }, { label: "policy", stroke: "#1971c2", width: 2 }, { label: "value", stroke: "#2f9e44", width: 2 }],
   }, [x, policy, value]);
 }
@@ -157,6 +160,7 @@ function drawThroughput(throughput) {
   const games = new Map(throughput.games.map((g) => [g.t, g.games_per_s]));
   const samples = new Map(throughput.trainings.map((t) => [t.t, t.samples_per_s]));
   chart("throughput", {
+    scales: { x: { range: padded(300) } },
     series: [{}, { label: "games/s", stroke: "#d9480f", width: 2, spanGaps: true, scale: "games" },
       { label: "samples/s", stroke: "#ae3ec9", width: 0, points: { show: true, size: 7 }, scale: "samples" }],
     axes: [{}, { scale: "games", size: 50 }, { scale: "samples", side: 1, size: 60, grid: { show: false } }],
