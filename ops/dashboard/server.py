@@ -179,8 +179,12 @@ def web_app(dashboard: Dashboard, extra_routes: list[Any] | None = None) -> Star
         return StreamingResponse(_events(dashboard, request), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
 
+    async def no_icon(_: Request) -> Response:
+        return Response(status_code=204)
+
     routes = [
         Route("/", index),
+        Route("/favicon.ico", no_icon),
         Route("/api/state", state),
         Route("/api/config/{config}", config),
         Route("/api/game/{seq}", game),
