@@ -154,6 +154,7 @@ async def test_page_in_chromium(
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await page.goto(watching.urls["dashboard"])
             # the page loads and goes live
             await page.wait_for_selector("#live.on")
