@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sqlite3
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,16 @@ class Consumer:
     nak_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
     wait_in_place: bool = False
     per_process: bool = False
+
+
+# Observers of every settled delivery, called as (handler, outcome, seconds) with outcome
+# "acked" or "failed" (nak'ed, dead-lettered or interrupted); ops.metrics registers one.
+SETTLED_OBSERVERS: list[Callable[[str, str, float], None]] = []
+
+
+def _observe(handler: str, outcome: str, started: float) -> None:
+    for observer in SETTLED_OBSERVERS:
+        observer(handler, outcome, time.monotonic() - started)
 
 
 PER_PROCESS_IDLE_S = 300.0  # a per-process consumer with no client this long is removed
@@ -189,17 +200,20 @@ class HandlerRuntime:
         """Handle one delivery; it always ends in exactly one of ack, nak or term."""
         settled = False
         heartbeat = asyncio.create_task(self._heartbeat(msg))
+        started = time.monotonic()
         try:
             event = decode(msg.data)
             await self._handle_waiting(event)
             await msg.ack_sync()
             settled = True
             self.processed += 1
+            _observe(self.spec.name, "acked", started)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._settle_failure(msg, exc)
             settled = True
+            _observe(self.spec.name, "failed", started)
         finally:
             heartbeat.cancel()
             if not settled:
@@ -211,6 +225,7 @@ class HandlerRuntime:
         assert self.spec.handle_batch is not None
         beats = [asyncio.create_task(self._heartbeat(msg)) for msg in messages]
         settled: set[int] = set()
+        started = time.monotonic()
         try:
             decoded: list[tuple[Msg, Event]] = []
             for msg in messages:
@@ -234,10 +249,12 @@ class HandlerRuntime:
                     await self._append(outcome)
                     await msg.ack_sync()
                     self.processed += 1
+                    _observe(self.spec.name, "acked", started)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     await self._settle_failure(msg, exc)
+                    _observe(self.spec.name, "failed", started)
                 settled.add(id(msg))
         finally:
             for beat in beats:

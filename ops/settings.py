@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from handlers.settings import LoopSettings, SnapshotSettings
+from ops.watch_settings import DashboardSettings, MetricsSettings
 
 
 class SettingsError(ValueError):
@@ -63,6 +64,8 @@ class Settings(BaseModel):
     streams: StreamSettings = StreamSettings()
     loop: LoopSettings = Field(default_factory=LoopSettings, description="see handlers.settings")
     snapshots: SnapshotSettings = SnapshotSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def nats_store_dir(self) -> Path:

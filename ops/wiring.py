@@ -33,6 +33,7 @@ from projections.games import GamesProjection
 from projections.gating import GatingProjection
 from projections.pipeline import PipelineProjection
 from projections.registry import RegistryProjection
+from projections.timeline import TimelineProjection
 
 if TYPE_CHECKING:
     from ops.app import App
@@ -48,6 +49,7 @@ PROJECTIONS: dict[str, Callable[[], Projection]] = {
     "pipeline": PipelineProjection,
     "games": GamesProjection,
     "gating": GatingProjection,
+    "timeline": TimelineProjection,
 }
 
 

@@ -41,14 +41,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def body(app: App) -> int:
+        from ops.watching import announce, start_watching
         from ops.wiring import run_stages
 
         stop = asyncio.Event()
         stop_on_signals(stop)
         producer = Producer.current(args.handler)
         await app.store.append(DaemonStarted(daemon=args.handler, producer=producer))
-        # Each handler process keeps its own read models in memory, rebuilt from the log.
-        await run_stages(app, [args.handler], stop, views_db=":memory:")
+        watching = await start_watching(app, dashboard=False, loop_metrics=False,
+                                        handler_metrics=True,
+                                        metrics_port=app.settings.metrics.run_port)  # fmt: skip
+        announce(f"run {args.handler}", watching)
+        try:
+            # Each handler process keeps its own read models in memory, rebuilt from the log.
+            await run_stages(app, [args.handler], stop, views_db=":memory:")
+        finally:
+            await watching.stop()
         await app.store.append(DaemonStopped(daemon=args.handler, producer=producer))
         return 0
 

@@ -82,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
 async def serve(app: App, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
+    from ops.watching import announce, start_watching
     from ops.wiring import run_stages, stages
 
     names = args.handlers.split(",") if args.handlers else stages()
     for name in PROJECTIONS:
         app.projection_runner(name).start()
+    watching = await start_watching(app, dashboard=True, loop_metrics=True, handler_metrics=True,
+                                    metrics_port=app.settings.metrics.up_port)  # fmt: skip
     snapshots = start_snapshot_writers(app)
     url = app.server.url if app.server else str(app.settings.nats.url)
     heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
@@ -101,6 +104,7 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         f"{', '.join(app.settings.loop.configs)}; handlers {', '.join(names)}; Ctrl-C stops cleanly",
         file=sys.stderr,
     )
+    announce("up", watching)
     watcher = asyncio.create_task(watch(app, stop, args.generations, args.progress_every))
     children.start()
     supervisor = asyncio.create_task(children.supervise())
@@ -110,6 +114,7 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         watcher.cancel()
         supervisor.cancel()
         await children.stop()
+        await watching.stop()
         await snapshots.stop()  # a last snapshot of each view, for handler processes
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
     return 0
