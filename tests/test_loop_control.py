@@ -346,6 +346,10 @@ async def test_curriculum_weights_bounded_inputs_recorded(
         curriculum.weight(CurriculumInput(elo_gap=1e6, data_deficit=1, boost=1), loop)
         == loop.curriculum.max_weight
     )
+    # by hand: 1 + gap 200 / scale 400 + deficit 0.25 + 1.0 x (0.5 - win rate 0.3) + boost 0.1
+    by_hand = CurriculumInput(elo_gap=200, data_deficit=0.25, recent_win_rate=0.3, boost=0.1)
+    assert curriculum.weight(by_hand, loop) == pytest.approx(1 + 0.5 + 0.25 + 0.2 + 0.1)
+    assert curriculum.weight(CurriculumInput(elo_gap=-50, data_deficit=0), loop) == 1.0
     steep = loop.with_overrides(curriculum={"win_rate_weight": 5})
     assert curriculum.weight(CurriculumInput(elo_gap=-1e6, data_deficit=0, recent_win_rate=1.0), steep) == (
         loop.curriculum.min_weight)  # fmt: skip

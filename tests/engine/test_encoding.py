@@ -16,6 +16,8 @@ from engine.encoding import (
     move_indices,
     move_to_index,
 )
+from engine.geometry import geometry
+from engine.move import PLACE_RING, Move
 from engine.state import GameState
 from engine.symmetry import (
     policy_permutation,
@@ -161,9 +163,27 @@ def test_symmetry_augmenter_keeps_targets_on_legal_slots() -> None:
         assert sorted(moved.policy[1]) == pytest.approx(sorted(sample.policy[1]))
 
 
-def test_transform_policy_is_inverse_consistent() -> None:
-    config = GameConfig("square8", 2)
-    vector = np.arange(layout(config).policy_size, dtype=np.float32)
-    for index in range(8):
-        moved = transform_policy(vector, config, index)
-        assert sorted(moved.tolist()) == vector.tolist()
+@pytest.mark.parametrize("board", ["square8", "hex8"])
+def test_transform_policy_moves_each_slot_to_its_image_and_has_an_inverse(board: str) -> None:
+    config = GameConfig(board, 2)
+    lay, g = layout(config), geometry(board)
+    syms = symmetries(board)
+    vector = np.arange(lay.policy_size, dtype=np.float32)
+    images = [transform_policy(vector, config, index) for index in range(len(syms))]
+    assert np.array_equal(images[0], vector)  # index 0 is the identity
+    for index, sym in enumerate(syms):
+        for cell in (0, g.cells[len(g.cells) // 2], g.cells[-1]):
+            for count in (1, 2, 3):  # place_ring at a cell lands on the image cell
+                move = Move(PLACE_RING, 1, to_cell=cell, count=count)
+                image = Move(PLACE_RING, 1, to_cell=int(sym.cell[cell]), count=count)
+                one_hot = np.zeros(lay.policy_size, dtype=np.float32)
+                one_hot[move_to_index(config, move)] = 1.0
+                moved = transform_policy(one_hot, config, index)
+                assert np.flatnonzero(moved).tolist() == [move_to_index(config, image)]
+        specials = lay.policy_planes * lay.cells
+        assert np.array_equal(images[index][specials:], vector[specials:])  # swap, skips fixed
+        inverses = [
+            j for j in range(len(syms))
+            if np.array_equal(transform_policy(images[index], config, j), vector)
+        ]  # fmt: skip
+        assert len(inverses) == 1, (board, sym.name)  # a group: exactly one inverse
