@@ -20,6 +20,12 @@ from engine.players.evaluators import Evaluator
 from engine.state import GameState
 
 
+SEARCH_KINDS = ("puct", "gumbel")
+VIRTUAL_LOSS = 1.0  # subtracted from the chooser's value of each node on a pending path
+
+Leaf = tuple[list["Node"], GameState]
+
+
 @dataclass
 class Node:
     """A search node: the prior of the move that leads here and the visit statistics."""
@@ -51,8 +57,25 @@ class SearchSettings:
     dirichlet_fraction: float = 0.25
     temperature: float = 1.0
     temperature_moves: int = 20  # moves (per game) played at ``temperature``; argmax after
+    kind: str = "puct"  # the root search: "puct" or "gumbel" (engine.players.gumbel)
+    leaves_per_tree: int = 1  # PUCT leaves one tree hands out per batch (virtual loss when > 1)
+    gumbel_considered: int = 16  # Gumbel: root actions sampled by Gumbel-top-k
+    gumbel_c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) * c_scale * q
+    gumbel_c_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.kind not in SEARCH_KINDS:
+            raise ValueError(f"search kind must be one of {SEARCH_KINDS}, got {self.kind!r}")
+        if self.leaves_per_tree < 1 or self.gumbel_considered < 1:
+            raise ValueError(
+                f"leaves_per_tree and gumbel_considered must be >= 1, got "
+                f"{self.leaves_per_tree!r}, {self.gumbel_considered!r}"
+            )
+        if self.gumbel_c_visit < 0 or self.gumbel_c_scale <= 0:
+            raise ValueError(
+                f"need gumbel_c_visit >= 0 and gumbel_c_scale > 0, got "
+                f"{self.gumbel_c_visit!r}, {self.gumbel_c_scale!r}"
+            )
         if self.simulations < 1:
             raise ValueError(f"simulations must be >= 1, got {self.simulations!r}")
         if self.c_puct <= 0:
@@ -86,6 +109,20 @@ class SearchTree:
             path.append(node)
         return path, state
 
+    def select_leaves(self, count: int) -> list[Leaf]:
+        """Up to ``count`` distinct leaves, each path under virtual loss until its backup
+        (so the next walk is steered elsewhere); stops early at a leaf already handed out."""
+        leaves: list[Leaf] = []
+        taken: set[int] = set()
+        for _ in range(count):
+            path, state = self.select_leaf()
+            if id(path[-1]) in taken:
+                break
+            taken.add(id(path[-1]))
+            add_virtual_loss(path, +1, self.state.num_players)
+            leaves.append((path, state))
+        return leaves
+
     def _select_child(self, node: Node) -> tuple[Move, Node]:
         scale = self.settings.c_puct * math.sqrt(node.visit_count)
         best, best_score = None, -math.inf
@@ -105,7 +142,11 @@ class SearchTree:
         for move, prior in zip(state.legal_moves(), priors, strict=True):
             leaf.children[move] = Node(prior=float(prior))
 
-    def backup(self, path: list[Node], values: np.ndarray) -> None:
+    def backup(self, path: list[Node], values: np.ndarray, *, virtual: bool = False) -> None:
+        """Add one visit with ``values`` along the path (a terminal leaf's own values);
+        ``virtual``: the path was handed out by `select_leaves`, its virtual loss is removed."""
+        if virtual:
+            add_virtual_loss(path, -1, self.state.num_players)
         if path[-1].terminal is not None:
             values = path[-1].terminal
         for node in path:
@@ -146,6 +187,17 @@ class SearchTree:
         return {move: child.mean_value(player) for move, child in self.root.children.items()}
 
 
+def add_virtual_loss(path: list[Node], sign: int, players: int) -> None:
+    """Add (sign +1) or remove (-1) one pending visit that scores VIRTUAL_LOSS below par for
+    the player choosing each step of the path."""
+    for parent, node in zip(path, path[1:], strict=False):
+        if node.value_sum is None:
+            node.value_sum = np.zeros(players)
+        node.visit_count += sign
+        node.value_sum[parent.player - 1] -= sign * VIRTUAL_LOSS
+    path[0].visit_count += sign
+
+
 @runtime_checkable
 class RootPriors(Protocol):
     """An evaluator that gives the search root its own priors (e.g. a one-ply lookahead)."""
@@ -175,6 +227,61 @@ def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
         prior, value = results.get(i, (np.zeros(0), None))
         tree.expand(path, state, prior)
         tree.backup(path, value if value is not None else np.zeros(state.num_players))
+
+
+Evaluation = tuple[np.ndarray, np.ndarray] | None  # (priors, values); None: a terminal leaf
+
+
+class PuctSearch:
+    """One move's PUCT search as a job a driver advances across many games: `leaves()`
+    hands out the next leaves (the root alone first, then up to ``leaves_per_tree`` under
+    virtual loss), `absorb()` takes their evaluations; `done` once the budget is spent.
+
+    After the root is expanded its priors come from ``root_priors`` (when given), then
+    Dirichlet noise is mixed in (when ``noise_rng`` is given), as in `expand_roots`."""
+
+    def __init__(
+        self,
+        state: GameState,
+        settings: SearchSettings,
+        *,
+        noise_rng: np.random.Generator | None = None,
+        root_priors: RootPriors | None = None,
+    ) -> None:
+        self.tree = SearchTree(state, settings)
+        self.remaining = settings.simulations
+        self.noise_rng = noise_rng
+        self.root_priors = root_priors
+
+    @property
+    def done(self) -> bool:
+        return self.remaining <= 0
+
+    def leaves(self) -> list[Leaf]:
+        if not self.tree.root.expanded:
+            return [self.tree.select_leaf()]
+        return self.tree.select_leaves(min(self.remaining, self.tree.settings.leaves_per_tree))
+
+    def absorb(self, leaves: Sequence[Leaf], evaluations: Sequence[Evaluation]) -> None:
+        rooted = self.tree.root.expanded
+        for (path, state), evaluation in zip(leaves, evaluations, strict=True):
+            priors, values = evaluation if evaluation is not None else (np.zeros(0), None)
+            self.tree.expand(path, state, priors)
+            backed = values if values is not None else np.zeros(state.num_players)
+            self.tree.backup(path, backed, virtual=rooted)
+        self.remaining -= len(leaves)
+        if not rooted and self.tree.root.children:
+            if self.root_priors is not None:
+                self.tree.set_root_priors(self.root_priors.root_priors(self.tree.state))
+            if self.noise_rng is not None:
+                self.tree.add_noise(self.noise_rng)
+
+    def choose(self, rng: random.Random) -> tuple[Move, dict[Move, int]]:
+        """The move to play (visits, temperature for the opening moves) and the visits."""
+        settings, visits = self.tree.settings, self.tree.visits()
+        hot = self.tree.state.move_count < settings.temperature_moves
+        temperature = settings.temperature if hot else 0.0
+        return choose_move(visits, temperature, rng, self.tree.values()), visits
 
 
 def choose_move(
