@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -284,6 +284,19 @@ class PuctSearch:
         return choose_move(visits, temperature, rng, self.tree.values()), visits
 
 
+def run_search(job: PuctSearch | Any, evaluator: Evaluator) -> None:
+    """Advance one search job (PuctSearch, GumbelSearch) to its end, one evaluator batch
+    per round (the many-game driver is handlers.games.play_games)."""
+    while not job.done:
+        leaves = job.leaves()
+        pending = [i for i, (_, state) in enumerate(leaves) if not state.is_over]
+        priors, values = evaluator.evaluate([leaves[i][1] for i in pending]) if pending else ([], None)
+        evaluations: list[Evaluation] = [None] * len(leaves)
+        for k, i in enumerate(pending):
+            evaluations[i] = (priors[k], values[k])  # type: ignore[index]
+        job.absorb(leaves, evaluations)
+
+
 def choose_move(
     visits: dict[Move, int],
     temperature: float,
@@ -335,6 +348,15 @@ class MCTSPlayer:
         if len(moves) == 1:
             self.last_visits = None
             return moves[0]
+        if self.settings.kind == "gumbel":
+            from engine.players.gumbel import GumbelSearch
+
+            noise = np.random.default_rng(rng.getrandbits(64)) if self.noise else None
+            root = self.evaluator if isinstance(self.evaluator, RootPriors) else None
+            job = GumbelSearch(state, self.settings, noise_rng=noise, root_priors=root)
+            run_search(job, self.evaluator)
+            move, self.last_visits = job.choose(rng)
+            return move
         tree = self.search(state, rng)
         self.last_visits = tree.visits()
         temperature = (
