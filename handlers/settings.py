@@ -161,7 +161,7 @@ class SelfplaySettings(_Section):
         default=16, ge=1, description="Gumbel: root actions drawn by Gumbel-top-k"
     )
     gumbel_c_visit: float = Field(default=50.0, ge=0, description="Gumbel: sigma's c_visit")
-    gumbel_c_scale: float = Field(default=1.0, gt=0, description="Gumbel: sigma's c_scale")
+    gumbel_c_scale: float = Field(default=0.1, gt=0, description="Gumbel: sigma's c_scale")
 
     @field_validator("parallel_games")
     @classmethod

@@ -61,7 +61,7 @@ class SearchSettings:
     leaves_per_tree: int = 1  # PUCT leaves one tree hands out per batch (virtual loss when > 1)
     gumbel_considered: int = 16  # Gumbel: root actions sampled by Gumbel-top-k
     gumbel_c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) * c_scale * q
-    gumbel_c_scale: float = 1.0
+    gumbel_c_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in SEARCH_KINDS:

@@ -47,14 +47,14 @@ def winning_moves(state: GameState) -> list[Move]:
 
 
 class MisleadingEvaluator:
-    """Values 0 everywhere; priors that hide each move which wins at once (weight 1e-3
+    """Values 0 everywhere; priors that play down each move which wins at once (weight 0.05
     against 1 for every other move), so only trying the move shows what it is worth."""
 
     def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
         priors = []
         for state in states:
             wins = set(winning_moves(state))
-            weights = np.array([1e-3 if m in wins else 1.0 for m in state.legal_moves()])
+            weights = np.array([0.05 if m in wins else 1.0 for m in state.legal_moves()])
             priors.append(weights / weights.sum())
         return priors, np.zeros((len(states), states[0].num_players if states else 2))
 
