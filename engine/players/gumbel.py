@@ -76,7 +76,6 @@ class GumbelSearch:
         self.budget = settings.simulations - 1  # the first simulation expands the root
         self.root_value = 0.0
         self.moves: list[Move] = []
-        self.index_of: dict[int, int] = {}
         self.logits = np.zeros(0)
         self.gumbel = np.zeros(0)
         self.remaining: list[int] = []  # indices into self.moves still in the halving
@@ -104,7 +103,7 @@ class GumbelSearch:
             if not rooted and values is not None:
                 self.root_value = float(values[self.tree.state.current_player - 1])
             if rooted:
-                self.phase_visits[self.index_of[id(path[1])]] += 1
+                self.phase_visits[path[1].slot] += 1
                 self.budget -= 1
         if not rooted:
             self._start()
@@ -114,14 +113,13 @@ class GumbelSearch:
     # ---- sequential halving -----------------------------------------------------------
     def _start(self) -> None:
         root = self.tree.root
-        if not root.children:  # a terminal root: nothing to choose
+        if not root.moves:  # a terminal root: nothing to choose
             self.budget = 0
             return
         if self.root_priors is not None:
             self.tree.set_root_priors(self.root_priors.root_priors(self.tree.state))
-        self.moves = list(root.children)
-        self.index_of = {id(root.children[m]): i for i, m in enumerate(self.moves)}
-        priors = np.array([root.children[m].prior for m in self.moves])
+        self.moves = root.moves
+        priors = root.priors
         self.logits = np.log(np.maximum(priors, _LOG_FLOOR))
         count = len(self.moves)
         self.gumbel = (
@@ -149,22 +147,20 @@ class GumbelSearch:
 
     # ---- values ---------------------------------------------------------------------
     def _leaf_under(self, action: int) -> Leaf:
-        child = self.tree.root.children[self.moves[action]]
-        state = self.tree.state.copy()
+        root = self.tree.root
+        node, state = root.child(action), self.tree.state.copy()
         state.apply_unchecked(self.moves[action])
-        node, path = child, [self.tree.root, child]
+        path = [root, node]
         while node.expanded and node.terminal is None:
-            move, node = self.tree._select_child(node)
-            state.apply_unchecked(move)
+            slot = self.tree._select_slot(node)
+            state.apply_unchecked(node.moves[slot])
+            node = node.child(slot)
             path.append(node)
         return path, state
 
     def _visits_and_q(self) -> tuple[np.ndarray, np.ndarray]:
-        player = self.tree.state.current_player
-        children = [self.tree.root.children[m] for m in self.moves]
-        visits = np.array([c.visit_count for c in children], dtype=np.float64)
-        q = np.array([c.mean_value(player) for c in children])
-        return visits, q
+        root = self.tree.root
+        return root.child_visits, root.child_means(self.tree.state.current_player)
 
     def _sigma_completed(self) -> np.ndarray:
         visits, q = self._visits_and_q()

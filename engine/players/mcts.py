@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,25 +26,50 @@ VIRTUAL_LOSS = 1.0  # subtracted from the chooser's value of each node on a pend
 Leaf = tuple[list["Node"], GameState]
 
 
-@dataclass
-class Node:
-    """A search node: the prior of the move that leads here and the visit statistics."""
+_NO_MOVES: list[Move] = []
 
-    prior: float
-    player: int = 0  # the player to act in this node's state (0 until expanded)
-    visit_count: int = 0
-    value_sum: np.ndarray | None = None
-    children: dict[Move, Node] = field(default_factory=dict)
-    terminal: np.ndarray | None = None
+
+class Node:
+    """A search node. Once expanded it holds its legal moves with their priors and, in
+    arrays, the visit count and value sum (per player) of each move's child; a child Node
+    is created when a walk first enters it (``slot``: its move's index in the parent)."""
+
+    __slots__ = (
+        "slot", "player", "visit_count", "value_sum", "moves", "priors", "child_visits",
+        "child_values", "children", "terminal",
+    )  # fmt: skip
+
+    def __init__(self, slot: int = -1) -> None:
+        self.slot = slot
+        self.player = 0  # the player to act in this node's state (0 until expanded)
+        self.visit_count = 0
+        self.value_sum: np.ndarray | None = None
+        self.moves: list[Move] = _NO_MOVES
+        self.priors = np.zeros(0)
+        self.child_visits = np.zeros(0)
+        self.child_values = np.zeros((0, 0))
+        self.children: dict[int, Node] = {}
+        self.terminal: np.ndarray | None = None
 
     @property
     def expanded(self) -> bool:
-        return bool(self.children) or self.terminal is not None
+        return bool(self.moves) or self.terminal is not None
 
     def mean_value(self, player: int) -> float:
         if self.visit_count == 0 or self.value_sum is None:
             return 0.0
         return float(self.value_sum[player - 1]) / self.visit_count
+
+    def child(self, slot: int) -> Node:
+        """The child of move ``slot`` (created on first use)."""
+        found = self.children.get(slot)
+        if found is None:
+            found = self.children[slot] = Node(slot)
+        return found
+
+    def child_means(self, player: int) -> np.ndarray:
+        """Each move's mean value for ``player`` (0 for an unvisited move)."""
+        return self.child_values[:, player - 1] / np.maximum(self.child_visits, 1)
 
 
 @dataclass(frozen=True)
@@ -98,14 +123,15 @@ class SearchTree:
     def __init__(self, state: GameState, settings: SearchSettings) -> None:
         self.state = state.copy()
         self.settings = settings
-        self.root = Node(prior=1.0)
+        self.root = Node()
 
     def select_leaf(self) -> tuple[list[Node], GameState]:
         """Walk down by PUCT to an unexpanded or terminal node; return the path and its state."""
         node, state, path = self.root, self.state.copy(), [self.root]
         while node.expanded and node.terminal is None:
-            move, node = self._select_child(node)
-            state.apply_unchecked(move)
+            slot = self._select_slot(node)
+            state.apply_unchecked(node.moves[slot])
+            node = node.child(slot)
             path.append(node)
         return path, state
 
@@ -119,19 +145,16 @@ class SearchTree:
             if id(path[-1]) in taken:
                 break
             taken.add(id(path[-1]))
-            add_virtual_loss(path, +1, self.state.num_players)
+            add_virtual_loss(path, +1)
             leaves.append((path, state))
         return leaves
 
-    def _select_child(self, node: Node) -> tuple[Move, Node]:
+    def _select_slot(self, node: Node) -> int:
+        """argmax of Q + c_puct * sqrt(N) * P / (1 + n), Q for the node's player to act."""
+        visits = node.child_visits
         scale = self.settings.c_puct * math.sqrt(node.visit_count)
-        best, best_score = None, -math.inf
-        for move, child in node.children.items():
-            score = child.mean_value(node.player) + scale * child.prior / (1 + child.visit_count)
-            if score > best_score:
-                best, best_score = (move, child), score
-        assert best is not None
-        return best
+        score = node.child_means(node.player) + scale * node.priors / (1.0 + visits)
+        return int(np.argmax(score))
 
     def expand(self, path: list[Node], state: GameState, priors: np.ndarray) -> None:
         leaf = path[-1]
@@ -139,37 +162,41 @@ class SearchTree:
             leaf.terminal = terminal_values(state)
             return
         leaf.player = state.current_player
-        for move, prior in zip(state.legal_moves(), priors, strict=True):
-            leaf.children[move] = Node(prior=float(prior))
+        leaf.moves = state.legal_moves()
+        if len(priors) != len(leaf.moves):
+            raise ValueError(f"{len(priors)} priors for {len(leaf.moves)} legal moves")
+        leaf.priors = np.asarray(priors, dtype=np.float64)
+        leaf.child_visits = np.zeros(len(leaf.moves))
+        leaf.child_values = np.zeros((len(leaf.moves), state.num_players))
 
     def backup(self, path: list[Node], values: np.ndarray, *, virtual: bool = False) -> None:
         """Add one visit with ``values`` along the path (a terminal leaf's own values);
         ``virtual``: the path was handed out by `select_leaves`, its virtual loss is removed."""
         if virtual:
-            add_virtual_loss(path, -1, self.state.num_players)
+            add_virtual_loss(path, -1)
         if path[-1].terminal is not None:
             values = path[-1].terminal
+        for parent, node in zip(path, path[1:], strict=False):
+            parent.child_visits[node.slot] += 1
+            parent.child_values[node.slot] += values
         for node in path:
             node.visit_count += 1
             node.value_sum = values.copy() if node.value_sum is None else node.value_sum + values
 
     def add_noise(self, rng: np.random.Generator) -> None:
         """Mix Dirichlet noise into the root priors (self-play exploration)."""
-        children = list(self.root.children.values())
-        if len(children) < 2 or self.settings.dirichlet_fraction == 0:
+        root = self.root
+        if len(root.moves) < 2 or self.settings.dirichlet_fraction == 0:
             return
-        noise = rng.dirichlet([self.settings.dirichlet_alpha] * len(children))
+        noise = rng.dirichlet([self.settings.dirichlet_alpha] * len(root.moves))
         fraction = self.settings.dirichlet_fraction
-        for child, eta in zip(children, noise, strict=True):
-            child.prior = (1 - fraction) * child.prior + fraction * float(eta)
+        root.priors = (1 - fraction) * root.priors + fraction * noise
 
     def set_root_priors(self, priors: np.ndarray) -> None:
         """Replace the expanded root's priors (aligned with its legal moves)."""
-        children = list(self.root.children.values())
-        if len(priors) != len(children):
-            raise ValueError(f"{len(priors)} root priors for {len(children)} root moves")
-        for child, prior in zip(children, priors, strict=True):
-            child.prior = float(prior)
+        if len(priors) != len(self.root.moves):
+            raise ValueError(f"{len(priors)} root priors for {len(self.root.moves)} root moves")
+        self.root.priors = np.asarray(priors, dtype=np.float64)
 
     def root_value(self) -> np.ndarray:
         """The root's mean value per player (index 0 = player 1) over all its visits."""
@@ -179,22 +206,22 @@ class SearchTree:
         return root.value_sum / root.visit_count
 
     def visits(self) -> dict[Move, int]:
-        return {move: child.visit_count for move, child in self.root.children.items()}
+        root = self.root
+        return {m: int(n) for m, n in zip(root.moves, root.child_visits, strict=True)}
 
     def values(self) -> dict[Move, float]:
         """Each root move's mean value for the player to move at the root."""
-        player = self.state.current_player
-        return {move: child.mean_value(player) for move, child in self.root.children.items()}
+        means = self.root.child_means(self.state.current_player)
+        return {m: float(v) for m, v in zip(self.root.moves, means, strict=True)}
 
 
-def add_virtual_loss(path: list[Node], sign: int, players: int) -> None:
+def add_virtual_loss(path: list[Node], sign: int) -> None:
     """Add (sign +1) or remove (-1) one pending visit that scores VIRTUAL_LOSS below par for
     the player choosing each step of the path."""
     for parent, node in zip(path, path[1:], strict=False):
-        if node.value_sum is None:
-            node.value_sum = np.zeros(players)
+        parent.child_visits[node.slot] += sign
+        parent.child_values[node.slot, parent.player - 1] -= sign * VIRTUAL_LOSS
         node.visit_count += sign
-        node.value_sum[parent.player - 1] -= sign * VIRTUAL_LOSS
     path[0].visit_count += sign
 
 
@@ -211,7 +238,7 @@ def expand_roots(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
     simulate(trees, evaluator)
     if isinstance(evaluator, RootPriors):
         for tree in trees:
-            if tree.root.children:
+            if tree.root.moves:
                 tree.set_root_priors(evaluator.root_priors(tree.state))
 
 
@@ -270,7 +297,7 @@ class PuctSearch:
             backed = values if values is not None else np.zeros(state.num_players)
             self.tree.backup(path, backed, virtual=rooted)
         self.remaining -= len(leaves)
-        if not rooted and self.tree.root.children:
+        if not rooted and self.tree.root.moves:
             if self.root_priors is not None:
                 self.tree.set_root_priors(self.root_priors.root_priors(self.tree.state))
             if self.noise_rng is not None:

@@ -122,13 +122,13 @@ def test_virtual_loss_hands_out_distinct_leaves_and_leaves_no_residue() -> None:
     run_search(job, evaluator)
     root = job.tree.root
     assert root.visit_count == 33 and sum(job.tree.visits().values()) == 32
-    total = np.zeros(2)
-    for child in root.children.values():
-        if child.visit_count:
-            assert child.value_sum is not None
-            total += child.value_sum
-            assert np.all(np.abs(child.value_sum / child.visit_count) <= 1.0 + 1e-9)
-    assert root.value_sum is not None and np.allclose(total + _root_first(job), root.value_sum)
+    visited = root.child_visits > 0
+    means = root.child_values[visited] / root.child_visits[visited, None]
+    assert np.all(np.abs(means) <= 1.0 + 1e-9)  # no virtual loss left in the sums
+    total = root.child_values.sum(axis=0) + _root_first(job)
+    assert root.value_sum is not None and np.allclose(total, root.value_sum)
+    for slot, child in root.children.items():
+        assert child.visit_count == root.child_visits[slot]
 
     fresh = PuctSearch(state, settings)
     fresh.absorb(fresh.leaves(), [_evaluation(evaluator, s) for _, s in fresh.leaves()])
