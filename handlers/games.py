@@ -24,7 +24,7 @@ from engine import GameConfig, GameState, Move
 from engine.players.base import rank_values
 from engine.players.heuristic import HeuristicWeights, player_scores
 from engine.players.gumbel import GumbelSearch
-from engine.players.mcts import Evaluation, PuctSearch, RootPriors
+from engine.players.mcts import Evaluation, PuctSearch, RootPriors, evaluate_leaves
 from engine.players.neural import absolute_to_relative
 from events import (
     Event,
@@ -194,17 +194,16 @@ def _search_round(tables: list[_Table], stats: PlayStats) -> None:
     started = stats.add("select", started)
     groups: dict[int, list[tuple[int, int]]] = {}
     for k, (table, found) in enumerate(leaves):
-        for j, (_, state) in enumerate(found):
-            if not state.is_over:
-                groups.setdefault(id(table.agent.evaluator), []).append((k, j))
+        for j in range(len(found)):
+            groups.setdefault(id(table.agent.evaluator), []).append((k, j))
     results: dict[tuple[int, int], Evaluation] = {}
     for members in groups.values():
         evaluator = leaves[members[0][0]][0].agent.evaluator
         assert evaluator is not None
-        priors, values = evaluator.evaluate([leaves[k][1][j][1] for k, j in members])
-        results.update({key: (priors[n], values[n]) for n, key in enumerate(members)})
+        states = [leaves[k][1][j][1] for k, j in members]
+        results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
         stats.batches += 1
-        stats.positions += len(members)
+        stats.positions += sum(not state.is_over for state in states)
     started = stats.add("evaluate", started)
     for k, (table, found) in enumerate(leaves):
         assert table.job is not None

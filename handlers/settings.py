@@ -134,7 +134,9 @@ class SelfplaySettings(_Section):
         default="heuristic",
         description="a game capped at max_moves ranks seats by heuristic score, or all equal",
     )
-    games_per_task: int = Field(default=8, ge=1, description="games one selfplay batch plays")
+    games_per_task: int = Field(
+        default=256, ge=1, description="games one selfplay batch plays (and appends at its end)"
+    )
     bootstrap_simulations: int = Field(
         default=64, ge=1, description="heuristic-guided search before a config has a model"
     )

@@ -156,13 +156,21 @@ class SearchTree:
         score = node.child_means(node.player) + scale * node.priors / (1.0 + visits)
         return int(np.argmax(score))
 
-    def expand(self, path: list[Node], state: GameState, priors: np.ndarray) -> None:
+    def expand(
+        self,
+        path: list[Node],
+        state: GameState,
+        priors: np.ndarray,
+        moves: list[Move] | None = None,
+    ) -> None:
+        """Expand the leaf with its legal moves (``moves``, when the caller has them) and
+        their priors; a finished game's leaf keeps its terminal values."""
         leaf = path[-1]
         if state.is_over:
             leaf.terminal = terminal_values(state)
             return
         leaf.player = state.current_player
-        leaf.moves = state.legal_moves()
+        leaf.moves = state.legal_moves() if moves is None else moves
         if len(priors) != len(leaf.moves):
             raise ValueError(f"{len(priors)} priors for {len(leaf.moves)} legal moves")
         leaf.priors = np.asarray(priors, dtype=np.float64)
@@ -226,6 +234,15 @@ def add_virtual_loss(path: list[Node], sign: int) -> None:
 
 
 @runtime_checkable
+class GivenMoves(Protocol):
+    """An evaluator that can take the states' legal moves instead of generating them."""
+
+    def evaluate_moves(
+        self, states: Sequence[GameState], moves: Sequence[list[Move]]
+    ) -> tuple[list[np.ndarray], np.ndarray]: ...
+
+
+@runtime_checkable
 class RootPriors(Protocol):
     """An evaluator that gives the search root its own priors (e.g. a one-ply lookahead)."""
 
@@ -256,7 +273,8 @@ def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
         tree.backup(path, value if value is not None else np.zeros(state.num_players))
 
 
-Evaluation = tuple[np.ndarray, np.ndarray] | None  # (priors, values); None: a terminal leaf
+# (priors, values, the legal moves the priors are aligned with); None: a terminal leaf
+Evaluation = tuple[np.ndarray, np.ndarray, list[Move]] | None
 
 
 class PuctSearch:
@@ -292,8 +310,8 @@ class PuctSearch:
     def absorb(self, leaves: Sequence[Leaf], evaluations: Sequence[Evaluation]) -> None:
         rooted = self.tree.root.expanded
         for (path, state), evaluation in zip(leaves, evaluations, strict=True):
-            priors, values = evaluation if evaluation is not None else (np.zeros(0), None)
-            self.tree.expand(path, state, priors)
+            priors, values, moves = evaluation if evaluation is not None else (np.zeros(0), None, None)
+            self.tree.expand(path, state, priors, moves)
             backed = values if values is not None else np.zeros(state.num_players)
             self.tree.backup(path, backed, virtual=rooted)
         self.remaining -= len(leaves)
@@ -316,12 +334,26 @@ def run_search(job: PuctSearch | Any, evaluator: Evaluator) -> None:
     per round (the many-game driver is handlers.games.play_games)."""
     while not job.done:
         leaves = job.leaves()
-        pending = [i for i, (_, state) in enumerate(leaves) if not state.is_over]
-        priors, values = evaluator.evaluate([leaves[i][1] for i in pending]) if pending else ([], None)
-        evaluations: list[Evaluation] = [None] * len(leaves)
-        for k, i in enumerate(pending):
-            evaluations[i] = (priors[k], values[k])  # type: ignore[index]
+        evaluations = evaluate_leaves(evaluator, [state for _, state in leaves])
         job.absorb(leaves, evaluations)
+
+
+def evaluate_leaves(evaluator: Evaluator, states: Sequence[GameState]) -> list[Evaluation]:
+    """Evaluations of leaf states in one batch (None for finished games); the legal moves
+    are generated once, handed to an evaluator that takes them (GivenMoves)."""
+    pending = [i for i, state in enumerate(states) if not state.is_over]
+    out: list[Evaluation] = [None] * len(states)
+    if not pending:
+        return out
+    live = [states[i] for i in pending]
+    moves = [state.legal_moves() for state in live]
+    if isinstance(evaluator, GivenMoves):
+        priors, values = evaluator.evaluate_moves(live, moves)
+    else:
+        priors, values = evaluator.evaluate(live)
+    for k, i in enumerate(pending):
+        out[i] = (priors[k], values[k], moves[k])
+    return out
 
 
 def choose_move(

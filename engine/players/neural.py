@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from engine.config import GameConfig
+from engine.move import Move
 import time
 
 from engine.encoding import (
@@ -50,8 +51,14 @@ class NetworkEvaluator:
         self.calls = 0
         self.seconds = {"encoding": 0.0, "network": 0.0, "priors": 0.0}
 
-    @torch.no_grad()
     def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
+        return self.evaluate_moves(states, [s.legal_moves() for s in states])
+
+    @torch.no_grad()
+    def evaluate_moves(
+        self, states: Sequence[GameState], moves: Sequence[list[Move]]
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """`evaluate` with the states' legal moves given (engine.players.mcts.GivenMoves)."""
         if not states:
             return [], np.zeros((0, self.model.spec.num_players))
         started = time.perf_counter()
@@ -60,7 +67,7 @@ class NetworkEvaluator:
         logits_t, values_t = self.model(planes)
         logits, values = logits_t.float().cpu().numpy(), values_t.float().cpu().numpy()
         forwarded = time.perf_counter()
-        priors = [legal_priors(s, s.legal_moves(), row) for s, row in zip(states, logits, strict=True)]
+        priors = [legal_priors(s, m, row) for s, m, row in zip(states, moves, logits, strict=True)]
         absolute = np.array(
             [relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)]
         )

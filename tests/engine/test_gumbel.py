@@ -141,6 +141,8 @@ def _root_first(job: PuctSearch) -> np.ndarray:
     return HeuristicEvaluator().evaluate([job.tree.state])[1][0]
 
 
-def _evaluation(evaluator: HeuristicEvaluator, state: GameState) -> tuple[np.ndarray, np.ndarray]:
+def _evaluation(
+    evaluator: HeuristicEvaluator, state: GameState
+) -> tuple[np.ndarray, np.ndarray, list[Move]]:
     priors, values = evaluator.evaluate([state])
-    return priors[0], values[0]
+    return priors[0], values[0], state.legal_moves()
