@@ -279,7 +279,9 @@ def legal_policy_mask(state: GameState, moves: Iterable[Move] | None = None) -> 
     return mask
 
 
-def _slots_of(config: GameConfig, moves: Sequence[Move]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _slots_of(
+    config: GameConfig, moves: Sequence[Move]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The slots of ``moves`` flattened, and for each slot the position of its move."""
     per_move = [_move_slots(config, m) for m in moves]
     slots = np.fromiter((i for indices in per_move for i in indices), dtype=np.int64)

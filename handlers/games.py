@@ -22,8 +22,8 @@ import numpy as np
 
 from engine import GameConfig, GameState, Move
 from engine.players.base import rank_values
-from engine.players.heuristic import HeuristicWeights, player_scores
 from engine.players.gumbel import GumbelSearch
+from engine.players.heuristic import HeuristicWeights, player_scores
 from engine.players.mcts import Evaluation, PuctSearch, RootPriors, evaluate_leaves
 from engine.players.neural import absolute_to_relative
 from events import (
@@ -131,7 +131,9 @@ def play_games(
     played: dict[int, PlayedGame] = {}
     while queue or tables:
         if stop is not None and stop.is_set():
-            raise Cancelled(f"stopped with {len(queue) + len(tables)} games of {config.name} unfinished")
+            raise Cancelled(
+                f"stopped with {len(queue) + len(tables)} games of {config.name} unfinished"
+            )
         tables = _refill(config, tables, queue, width, max_moves, adjudication, played, stats)
         if tables:
             _search_round(tables, stats)

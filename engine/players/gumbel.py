@@ -97,7 +97,9 @@ class GumbelSearch:
     def absorb(self, leaves: Sequence[Leaf], evaluations: Sequence[Evaluation]) -> None:
         rooted = self.tree.root.expanded
         for (path, state), evaluation in zip(leaves, evaluations, strict=True):
-            priors, values, moves = evaluation if evaluation is not None else (np.zeros(0), None, None)
+            priors, values, moves = (
+                evaluation if evaluation is not None else (np.zeros(0), None, None)
+            )
             self.tree.expand(path, state, priors, moves)
             self.tree.backup(path, values if values is not None else np.zeros(state.num_players))
             if not rooted and values is not None:

@@ -19,7 +19,6 @@ from engine.players.base import terminal_values
 from engine.players.evaluators import Evaluator
 from engine.state import GameState
 
-
 SEARCH_KINDS = ("puct", "gumbel")
 VIRTUAL_LOSS = 1.0  # subtracted from the chooser's value of each node on a pending path
 
@@ -310,7 +309,9 @@ class PuctSearch:
     def absorb(self, leaves: Sequence[Leaf], evaluations: Sequence[Evaluation]) -> None:
         rooted = self.tree.root.expanded
         for (path, state), evaluation in zip(leaves, evaluations, strict=True):
-            priors, values, moves = evaluation if evaluation is not None else (np.zeros(0), None, None)
+            priors, values, moves = (
+                evaluation if evaluation is not None else (np.zeros(0), None, None)
+            )
             self.tree.expand(path, state, priors, moves)
             backed = values if values is not None else np.zeros(state.num_players)
             self.tree.backup(path, backed, virtual=rooted)

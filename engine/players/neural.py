@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from engine.config import GameConfig
-from engine.move import Move
-import time
-
 from engine.encoding import (
     encode_state,
     encode_states,
@@ -19,6 +17,7 @@ from engine.encoding import (
     legal_priors,
     visits_to_policy,
 )
+from engine.move import Move
 from engine.network import PolicyValueNet
 from engine.players.base import DEFAULT_MAX_MOVES, GameResult, rank_values
 from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate

@@ -183,7 +183,7 @@ def _raw(config: GameConfig, network: Any, device: Any, batch: int, seed: int) -
     from engine.encoding import encode_states
     from engine.state import GameState
 
-    rng, states = random.Random(seed), []
+    rng, states = random.Random(seed), list[GameState]()
     while len(states) < batch:
         state = GameState.initial(config)
         while not state.is_over and len(states) < batch and state.move_count < 200:
