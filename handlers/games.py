@@ -140,7 +140,16 @@ def play_games(
     return [played[i] for i in range(len(seatings))]
 
 
-def _refill(config, tables, queue, width, max_moves, adjudication, played, stats) -> list[_Table]:  # type: ignore[no-untyped-def]
+def _refill(
+    config: GameConfig,
+    tables: list[_Table],
+    queue: deque[tuple[int, tuple[Sequence[Agent], int]]],
+    width: int,
+    max_moves: int,
+    adjudication: str,
+    played: dict[int, PlayedGame],
+    stats: PlayStats,
+) -> list[_Table]:
     """Play the moves that need no search; finished games leave, queued ones take their slots."""
     running: list[_Table] = []
     pending = list(tables)

@@ -75,3 +75,13 @@ def test_gumbel_selfplay_records_train_on_the_improved_policy() -> None:
     for sample, weights in zip(samples, searched, strict=True):
         expected = np.array(sorted(weights.values()), dtype=np.float64)
         assert np.allclose(np.sort(sample.policy[1]), expected / expected.sum(), atol=1e-6)
+
+
+@pytest.mark.parametrize(("opening", "distinct"), [(0, 1), (6, 3)])
+def test_gumbel_without_noise_is_deterministic_after_the_sampled_opening(
+    opening: int, distinct: int
+) -> None:
+    search = SearchSettings(simulations=6, kind="gumbel", temperature_moves=opening)
+    agent = Agent("g", evaluator=HeuristicEvaluator(), search=search, noise=False)
+    games = play_games(CONFIG, [[agent, agent]] * 3, [1, 2, 3], max_moves=12)
+    assert len({tuple(g.moves) for g in games}) == distinct

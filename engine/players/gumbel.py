@@ -181,7 +181,11 @@ class GumbelSearch:
 
     def choose(self, rng: random.Random | None = None) -> tuple[Move, dict[Move, int]]:
         """The move (the halving's winner: among the remaining actions with the most
-        visits, the best g + logits + sigma(q)) and the improved policy as integer weights."""
+        visits, the best g + logits + sigma(q)) and the improved policy as integer weights.
+
+        Without Gumbel draws (not exploring) the winner is deterministic, except in the
+        first ``temperature_moves`` moves, where a move is drawn from the improved policy
+        with ``rng`` when one is given (so gating games differ, as PUCT's do)."""
         if not self.moves:
             raise ValueError("a Gumbel search of a finished game has no move to choose")
         visits, _ = self._visits_and_q()
@@ -189,6 +193,9 @@ class GumbelSearch:
         most = max(visits[a] for a in self.remaining)
         best = max((a for a in self.remaining if visits[a] == most), key=lambda a: scores[a])
         policy = self.improved_policy()
+        opening = self.tree.state.move_count < self.settings.temperature_moves
+        if rng is not None and self.noise_rng is None and opening and self.settings.temperature > 0:
+            best = rng.choices(range(len(self.moves)), weights=policy.tolist())[0]
         weights = np.rint(policy * POLICY_TARGET_TOTAL).astype(np.int64)
         weights[best] = max(int(weights[best]), 1)  # the played move is always in the target
         target = {m: int(w) for m, w in zip(self.moves, weights, strict=True) if w > 0}
