@@ -152,12 +152,14 @@ def _figures(played: list[Any], stats: Any, seconds: float, evaluator: Any) -> d
     moves = sum(len(g.moves) for g in played)
     parts = dict(stats.seconds)
     network_parts = evaluator.seconds
+    inside = sum(network_parts.values())
     shares = {
         "engine (moves played, legal moves of the mover)": parts["engine"],
         "tree walk (selection, state copies, moves applied)": parts["select"],
+        "engine (legal moves of the leaves), batching": max(parts["evaluate"] - inside, 0.0),
         "encoding": network_parts["encoding"],
         "network": network_parts["network"],
-        "priors (legal moves, softmax)": network_parts["priors"],
+        "priors (softmax over the legal slots)": network_parts["priors"],
         "expansion and backup": parts["backup"],
     }
     other = seconds - sum(shares.values())
