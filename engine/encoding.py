@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -130,37 +130,57 @@ def _seat_player(state: GameState, seat: int) -> int:
 def encode_state(state: GameState) -> NDArray[np.float32]:
     """Float32 planes (C, H, W) relative to the player to move."""
     lay = layout(state.config)
-    n = state.num_players
     planes = np.zeros((lay.in_planes, lay.cells), dtype=np.float32)
+    _encode_into(state, planes, lay)
+    return planes.reshape(lay.in_planes, lay.height, lay.width)
+
+
+def encode_states(states: Sequence[GameState]) -> NDArray[np.float32]:
+    """Planes of many states of one config at once, shape (N, C, H, W)."""
+    if not states:
+        raise ValueError("encode_states needs at least one state")
+    lay = layout(states[0].config)
+    batch = np.zeros((len(states), lay.in_planes, lay.cells), dtype=np.float32)
+    for state, planes in zip(states, batch, strict=True):
+        if state.config != lay.config:
+            raise ValueError(f"encode_states got {state.config.name} among {lay.config.name}")
+        _encode_into(state, planes, lay)
+    return batch.reshape(len(states), lay.in_planes, lay.height, lay.width)
+
+
+def _encode_into(state: GameState, planes: NDArray[np.float32], lay: Layout) -> None:
+    n = state.num_players
     planes[0, lay.grid] = 1.0
-    seat_of = {_seat_player(state, seat): seat for seat in range(n)}
-    _encode_cells(state, planes, lay, seat_of)
-    for player, seat in seat_of.items():
-        base = 1 + PER_SEAT_PLANES * seat
+    # base plane of each player's seat (index 0 unused): seat 0 = the player to move
+    seat_base = np.zeros(n + 1, dtype=np.int64)
+    for seat in range(n):
+        seat_base[_seat_player(state, seat)] = 1 + PER_SEAT_PLANES * seat
+    _encode_cells(state, planes, lay, seat_base)
+    for player in range(1, n + 1):
+        base = int(seat_base[player])
         planes[base + 6, lay.grid] = state.rings_in_hand(player) / state.rings_per_player
         planes[base + 7, lay.grid] = state.eliminated_rings(player) / state.victory_threshold
         planes[base + 8, lay.grid] = state.territory(player) / state.territory_minimum
     _encode_globals(state, planes, lay, 1 + PER_SEAT_PLANES * n)
-    return planes.reshape(lay.in_planes, lay.height, lay.width)
 
 
 def _encode_cells(
-    state: GameState, planes: NDArray[np.float32], lay: Layout, seat_of: Mapping[int, int]
+    state: GameState, planes: NDArray[np.float32], lay: Layout, seat_base: NDArray[np.int64]
 ) -> None:
-    for cell, pos in enumerate(lay.grid):
-        stack = state.stack(cell)
-        if stack:
-            base = 1 + PER_SEAT_PLANES * seat_of[stack[0]]
-            planes[base, pos] = 1.0
-            planes[base + 1, pos] = min(len(stack) / HEIGHT_SCALE, 1.0)
-            planes[base + 2, pos] = min(state.cap_height(cell) / HEIGHT_SCALE, 1.0)
-            for owner in set(stack[1:]):
-                planes[1 + PER_SEAT_PLANES * seat_of[owner] + 5, pos] = 1.0
-        marker, collapsed = state.marker(cell), state.collapsed(cell)
-        if marker:
-            planes[1 + PER_SEAT_PLANES * seat_of[marker] + 3, pos] = 1.0
-        if collapsed:
-            planes[1 + PER_SEAT_PLANES * seat_of[collapsed] + 4, pos] = 1.0
+    """Markers and collapsed cells as array operations; stacks cell by cell (few)."""
+    # The state's per-cell lists, read without a call per cell (engine.state owns them).
+    stacks = state._stacks
+    for owners, offset in ((np.asarray(state._markers), 3), (np.asarray(state._collapsed), 4)):
+        cells = np.flatnonzero(owners)
+        planes[seat_base[owners[cells]] + offset, lay.grid[cells]] = 1.0
+    for cell in [c for c, st in enumerate(stacks) if st]:
+        stack, pos = stacks[cell], lay.grid[cell]
+        base = seat_base[stack[0]]
+        planes[base, pos] = 1.0
+        planes[base + 1, pos] = min(len(stack) / HEIGHT_SCALE, 1.0)
+        planes[base + 2, pos] = min(state.cap_height(cell) / HEIGHT_SCALE, 1.0)
+        for owner in set(stack[1:]):
+            planes[seat_base[owner] + 5, pos] = 1.0
 
 
 def _encode_globals(state: GameState, planes: NDArray[np.float32], lay: Layout, base: int) -> None:
@@ -201,8 +221,14 @@ def _line_slot(lay: Layout, g: Geometry, move: Move) -> int:
 
 def move_indices(state_or_config: GameState | GameConfig, move: Move) -> tuple[int, ...]:
     """Every policy slot of a move (one, except a territory region: one per cell)."""
-    lay = _layout_of(state_or_config)
-    g = geometry(lay.config.board)
+    return _move_slots(_layout_of(state_or_config).config, move)
+
+
+@lru_cache(maxsize=1 << 18)
+def _move_slots(config: GameConfig, move: Move) -> tuple[int, ...]:
+    """A move's slots depend on the config and the move only, so they are computed once."""
+    lay = layout(config)
+    g = geometry(config.board)
     kind = move.type
     if kind in SPECIAL_MOVES:
         return (lay.policy_planes * lay.cells + SPECIAL_MOVES.index(kind),)
@@ -248,9 +274,45 @@ def network_spec(config: GameConfig, *, blocks: int, channels: int) -> NetworkSp
 def legal_policy_mask(state: GameState, moves: Iterable[Move] | None = None) -> NDArray[np.bool_]:
     """Boolean mask over the policy of the slots the legal moves occupy."""
     mask = np.zeros(layout(state.config).policy_size, dtype=bool)
-    for move in state.legal_moves() if moves is None else moves:
-        mask[list(move_indices(state, move))] = True
+    slots, _ = _slots_of(state.config, state.legal_moves() if moves is None else list(moves))
+    mask[slots] = True
     return mask
+
+
+def _slots_of(
+    config: GameConfig, moves: Sequence[Move]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The slots of ``moves`` flattened, and for each slot the position of its move."""
+    per_move = [_move_slots(config, m) for m in moves]
+    slots = np.fromiter((i for indices in per_move for i in indices), dtype=np.int64)
+    owner = np.repeat(np.arange(len(moves)), [len(indices) for indices in per_move])
+    return slots, owner
+
+
+def legal_priors(
+    state: GameState, moves: Sequence[Move], logits: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Priors of ``moves`` from raw policy logits: the softmax over the legal slots, each
+    move taking the mass of its slots (a slot shared by several moves split evenly).
+
+    Equals ``move_priors(state, moves, softmax of logits over legal_policy_mask)``."""
+    if not moves:
+        return np.zeros(0)
+    per_move = [_move_slots(state.config, m) for m in moves]
+    if all(len(indices) == 1 for indices in per_move):
+        slots = [indices[0] for indices in per_move]
+        if len(set(slots)) == len(slots):  # the common case: one slot per move, none shared
+            row = np.asarray(logits, dtype=np.float64)[slots]
+            exp = np.exp(row - row.max())
+            return exp / exp.sum()
+    flat, owner = _slots_of(state.config, moves)
+    unique, inverse, sharing = np.unique(flat, return_inverse=True, return_counts=True)
+    row = np.asarray(logits, dtype=np.float64)[unique]
+    exp = np.exp(row - row.max())
+    mass = (exp / exp.sum())[inverse] / sharing[inverse]
+    priors = np.bincount(owner, weights=mass, minlength=len(moves))
+    total = priors.sum()
+    return priors / total if total > 0 else np.full(len(moves), 1.0 / len(moves))
 
 
 def index_to_move(state: GameState, index: int) -> Move:

@@ -49,6 +49,11 @@ def search_settings(
         dirichlet_fraction=fraction if exploring else 0.0,
         temperature=selfplay.temperature,
         temperature_moves=selfplay.temperature_moves if exploring else evaluation.temperature_moves,
+        kind=evaluation.search if purpose == "evaluation" else selfplay.search,
+        leaves_per_tree=selfplay.leaves_per_tree,
+        gumbel_considered=selfplay.gumbel_considered,
+        gumbel_c_visit=selfplay.gumbel_c_visit,
+        gumbel_c_scale=selfplay.gumbel_c_scale,
     )
 
 

@@ -1,5 +1,6 @@
-"""The one game-playing path of every play stage: many games in lock-step (search leaves
-batched across games), and the GameCompleted / MatchCompleted records of what was played.
+"""The one game-playing path of every play stage: many games at once with continuous batching
+(search leaves gathered across games into one evaluator batch per round, a finished game's
+slot refilled at once), and the GameCompleted / MatchCompleted records of what was played.
 
 Selfplay, gating and tournament games all go through `play_games`; the records they append
 are built by `game_completed` and `game_events` (ids derived from the cause, so a redone
@@ -12,6 +13,7 @@ import hashlib
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +22,9 @@ import numpy as np
 
 from engine import GameConfig, GameState, Move
 from engine.players.base import rank_values
+from engine.players.gumbel import GumbelSearch
 from engine.players.heuristic import HeuristicWeights, player_scores
-from engine.players.mcts import SearchTree, choose_move, expand_roots, simulate
+from engine.players.mcts import Evaluation, PuctSearch, RootPriors, evaluate_leaves
 from engine.players.neural import absolute_to_relative
 from events import (
     Event,
@@ -33,6 +36,8 @@ from events import (
     derive_event_id,
 )
 from handlers.agents import Agent
+
+RootSearch = PuctSearch | GumbelSearch
 
 
 @dataclass
@@ -53,14 +58,16 @@ class PlayedGame:
 
 
 class _Table:
-    """One game in progress inside the lock-step driver."""
+    """One game in progress inside the driver; ``job`` is the search of the move to play."""
 
-    def __init__(self, config: GameConfig, seats: list[Agent], seed: int) -> None:
+    def __init__(self, config: GameConfig, seats: list[Agent], seed: int, index: int = 0) -> None:
         self.state = GameState.initial(config)
         self.record = PlayedGame(config, seats, seed)
+        self.index = index
         self.rng = random.Random(seed)
         self.noise_rng = np.random.default_rng(seed)
         self.started = time.perf_counter()
+        self.job: RootSearch | None = None
 
     @property
     def agent(self) -> Agent:
@@ -79,6 +86,22 @@ class Cancelled(RuntimeError):
     """The game batch was abandoned because its worker is stopping."""
 
 
+@dataclass
+class PlayStats:
+    """What a `play_games` call spent its time on (filled when passed in; the bench reads it)."""
+
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"select": 0.0, "evaluate": 0.0, "backup": 0.0, "engine": 0.0}
+    )
+    batches: int = 0
+    positions: int = 0
+
+    def add(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[part] += now - since
+        return now
+
+
 def play_games(
     config: GameConfig,
     seatings: Sequence[Sequence[Agent]],
@@ -87,67 +110,122 @@ def play_games(
     max_moves: int,
     adjudication: str = "heuristic",
     stop: threading.Event | None = None,
+    parallel: int | None = None,
+    stats: PlayStats | None = None,
 ) -> list[PlayedGame]:
-    """Play one game per seating in lock-step; search leaves are evaluated in shared batches.
+    """Play one game per seating, ``parallel`` at a time (all by default) with continuous
+    batching: a finished game's slot takes the next seating at once, and every round sends
+    the pending search leaves of all running games to each evaluator in one batch.
 
-    A game still running after ``max_moves`` is adjudicated (``adjudicate``)."""
-    tables = [_Table(config, list(s), seed) for s, seed in zip(seatings, seeds, strict=True)]
+    A game still running after ``max_moves`` is adjudicated (``adjudicate``). Each game's
+    moves depend only on its seed and its agents, so a batch is deterministic for its seeds."""
     for seats in seatings:
         if len(seats) != config.num_players:
             raise ValueError(f"{config.name} needs {config.num_players} seats, got {len(seats)}")
-    while active := [t for t in tables if not _finished(t, max_moves)]:
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel!r}")
+    stats = stats if stats is not None else PlayStats()
+    queue = deque(enumerate(zip(seatings, seeds, strict=True)))
+    width = len(seatings) if parallel is None else parallel
+    tables: list[_Table] = []
+    played: dict[int, PlayedGame] = {}
+    while queue or tables:
         if stop is not None and stop.is_set():
-            raise Cancelled(f"stopped with {len(active)} games of {config.name} unfinished")
-        searching = _play_direct_moves(active)
-        for group in _groups(searching).values():
-            _search_step(group)
-    return [_finish(t, adjudication) for t in tables]
+            raise Cancelled(
+                f"stopped with {len(queue) + len(tables)} games of {config.name} unfinished"
+            )
+        tables = _refill(config, tables, queue, width, max_moves, adjudication, played, stats)
+        if tables:
+            _search_round(tables, stats)
+    return [played[i] for i in range(len(seatings))]
+
+
+def _refill(
+    config: GameConfig,
+    tables: list[_Table],
+    queue: deque[tuple[int, tuple[Sequence[Agent], int]]],
+    width: int,
+    max_moves: int,
+    adjudication: str,
+    played: dict[int, PlayedGame],
+    stats: PlayStats,
+) -> list[_Table]:
+    """Play the moves that need no search; finished games leave, queued ones take their slots."""
+    running: list[_Table] = []
+    pending = list(tables)
+    while pending or (queue and len(running) < width):
+        while queue and len(running) + len(pending) < width:
+            index, (seats, seed) = queue.popleft()
+            pending.append(_Table(config, list(seats), seed, index))
+        started = time.perf_counter()
+        for table in pending:
+            if table.job is None:
+                _play_direct_moves_until_search(table, max_moves)
+            if _finished(table, max_moves):
+                played[table.index] = _finish(table, adjudication)
+            else:
+                running.append(table)
+        stats.add("engine", started)
+        pending = []
+    return running
 
 
 def _finished(table: _Table, max_moves: int) -> bool:
     return table.state.is_over or len(table.record.moves) >= max_moves
 
 
-def _play_direct_moves(tables: list[_Table]) -> list[_Table]:
-    """Play the moves that need no search; return the tables whose mover must search."""
-    searching = []
-    for table in tables:
+def _play_direct_moves_until_search(table: _Table, max_moves: int) -> None:
+    """Play moves that need no search (a direct player's, a single legal move) until the
+    mover must search or the game is over; then start that search."""
+    while not _finished(table, max_moves):
         agent, moves = table.agent, table.state.legal_moves()
         if agent.player is not None:
             table.play(agent.player.select_move(table.state, table.rng), None)
         elif len(moves) == 1:
             table.play(moves[0], None)
         else:
-            searching.append(table)
-    return searching
+            table.job = _new_search(table)
+            return
 
 
-def _groups(tables: list[_Table]) -> dict[tuple[int, int], list[_Table]]:
-    groups: dict[tuple[int, int], list[_Table]] = {}
+def _new_search(table: _Table) -> RootSearch:
+    agent = table.agent
+    assert agent.search is not None and agent.evaluator is not None
+    kind = GumbelSearch if agent.search.kind == "gumbel" else PuctSearch
+    root_priors = agent.evaluator if isinstance(agent.evaluator, RootPriors) else None
+    noise_rng = table.noise_rng if agent.noise else None
+    return kind(table.state, agent.search, noise_rng=noise_rng, root_priors=root_priors)
+
+
+def _search_round(tables: list[_Table], stats: PlayStats) -> None:
+    """One round: every running search hands out its leaves, each evaluator sees one batch
+    of all of them, the searches take the results; finished searches play their move."""
+    started = time.perf_counter()
+    leaves = [(t, t.job.leaves()) for t in tables if t.job is not None]
+    started = stats.add("select", started)
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for k, (table, found) in enumerate(leaves):
+        for j in range(len(found)):
+            groups.setdefault(id(table.agent.evaluator), []).append((k, j))
+    results: dict[tuple[int, int], Evaluation] = {}
+    for members in groups.values():
+        evaluator = leaves[members[0][0]][0].agent.evaluator
+        assert evaluator is not None
+        states = [leaves[k][1][j][1] for k, j in members]
+        results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+        stats.batches += 1
+        stats.positions += sum(not state.is_over for state in states)
+    started = stats.add("evaluate", started)
+    for k, (table, found) in enumerate(leaves):
+        assert table.job is not None
+        table.job.absorb(found, [results.get((k, j)) for j in range(len(found))])
+    started = stats.add("backup", started)
     for table in tables:
-        agent = table.agent
-        assert agent.search is not None
-        groups.setdefault((id(agent.evaluator), agent.search.simulations), []).append(table)
-    return groups
-
-
-def _search_step(tables: list[_Table]) -> None:
-    """One move in each table: simulations in lock-step, one evaluator batch per simulation."""
-    evaluator = tables[0].agent.evaluator
-    assert evaluator is not None
-    trees = [SearchTree(t.state, t.agent.search) for t in tables]  # type: ignore[arg-type]
-    expand_roots(trees, evaluator)
-    for table, tree in zip(tables, trees, strict=True):
-        if table.agent.noise:
-            tree.add_noise(table.noise_rng)
-    for _ in range(tree.settings.simulations - 1):
-        simulate(trees, evaluator)
-    for table, tree in zip(tables, trees, strict=True):
-        search = tree.settings
-        visits = tree.visits()
-        hot = table.state.move_count < search.temperature_moves
-        move = choose_move(visits, search.temperature if hot else 0.0, table.rng, tree.values())
-        table.play(move, visits, tree.root_value())
+        if table.job is not None and table.job.done:
+            move, visits = table.job.choose(table.rng)
+            table.play(move, visits, table.job.tree.root_value())
+            table.job = None
+    stats.add("engine", started)
 
 
 def _finish(table: _Table, adjudication: str) -> PlayedGame:

@@ -42,7 +42,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "simulations": 32,
             "temperature_moves": 12,
             "max_moves": 400,
-            "games_per_task": 8,
+            "games_per_task": 32,  # continuous batching: 32 games at once fill a CPU's batches
+            "parallel_games": {"cpu": 32, "cuda": 256},
         },
         "evaluation": {
             "games": 40,

@@ -3,8 +3,9 @@
 Each batch: pick a config by the curriculum weights, make sure the config's current best
 model is loaded (a ModelPromoted since the last batch swaps the weights in without a
 restart; before any model exists the heuristic-guided search tier plays), play
-``parallel_games`` games in lock-step with PUCT (Dirichlet noise at the root, temperature
-for the opening moves, network leaves batched across games), append one GameCompleted per
+``games_per_task`` games, ``parallel_games`` (per device) at a time with continuous batching,
+searching with PUCT (Dirichlet noise at the root, temperature for the opening moves) or
+Gumbel (``selfplay.search``), network leaves batched across games; append one GameCompleted per
 game with the root visit distribution of every searched move. Any number of copies run,
 but each plays only while it holds a "selfplay" slot of its host (handlers.coordinator,
 limit LoopSettings.tasks.selfplay_per_host): refused, it waits and asks again every lease
@@ -96,9 +97,10 @@ def play_selfplay_batch(
         else bootstrap_agent(loop, search)
     )
     seeds = [_game_seed(seed, i) for i in range(count)]
+    device = network.device.type if with_model and network is not None else "cpu"
     played = play_games(config, [[agent] * config.num_players] * count, seeds,
                         max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
-                        stop=stop)  # fmt: skip
+                        stop=stop, parallel=loop.selfplay.parallel_for(device))  # fmt: skip
     return [
         game_completed(
             game,

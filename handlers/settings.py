@@ -16,6 +16,7 @@ from events.participants import BASELINES
 from handlers.profiles import PROFILES
 
 ALL_CONFIGS = tuple(f"{board}_{n}p" for board in BOARDS for n in (2, 3, 4))
+SearchKind = Literal["puct", "gumbel"]  # engine.players.mcts.SEARCH_KINDS
 TIER_PATTERN = r"random|heuristic|mcts-[1-9][0-9]*|d[1-5]"  # the names engine.tiers.tier knows
 
 
@@ -133,7 +134,9 @@ class SelfplaySettings(_Section):
         default="heuristic",
         description="a game capped at max_moves ranks seats by heuristic score, or all equal",
     )
-    games_per_task: int = Field(default=8, ge=1, description="games one selfplay batch plays")
+    games_per_task: int = Field(
+        default=256, ge=1, description="games one selfplay batch plays (and appends at its end)"
+    )
     bootstrap_simulations: int = Field(
         default=64, ge=1, description="heuristic-guided search before a config has a model"
     )
@@ -143,6 +146,35 @@ class SelfplaySettings(_Section):
     processes: int = Field(
         default=1, ge=0, le=1, description="1: games in a child process per worker; 0: a thread"
     )
+    search: SearchKind = Field(
+        default="puct",
+        description="root search of selfplay (and the bootstrap): PUCT visits, or Gumbel "
+        "(Gumbel-top-k, sequential halving, completed-Q improved policy as the target)",
+    )
+    parallel_games: dict[str, int] = Field(
+        default_factory=lambda: {"cpu": 64, "cuda": 256},
+        description="games one selfplay worker keeps running at once, per device type "
+        "(continuous batching: a finished game's slot is refilled at once)",
+    )
+    leaves_per_tree: int = Field(
+        default=1, ge=1, le=64, description="PUCT leaves per tree per batch (virtual loss if > 1)"
+    )
+    gumbel_considered: int = Field(
+        default=16, ge=1, description="Gumbel: root actions drawn by Gumbel-top-k"
+    )
+    gumbel_c_visit: float = Field(default=50.0, ge=0, description="Gumbel: sigma's c_visit")
+    gumbel_c_scale: float = Field(default=0.1, gt=0, description="Gumbel: sigma's c_scale")
+
+    @field_validator("parallel_games")
+    @classmethod
+    def _per_device(cls, value: dict[str, int]) -> dict[str, int]:
+        if "cpu" not in value or any(v < 1 for v in value.values()):
+            raise ValueError(f"need a count >= 1 per device type, 'cpu' among them; got {value}")
+        return value
+
+    def parallel_for(self, device: str) -> int:
+        """Games at once on a device type ("cpu", "cuda", ...; unknown types get cpu's)."""
+        return self.parallel_games.get(device, self.parallel_games["cpu"])
 
 
 class SPRTSettings(_Section):
@@ -175,6 +207,7 @@ class EvaluationSettings(_Section):
     games_per_batch: int = Field(
         default=8, ge=1, description="gating or tournament games one evaluator plays at once"
     )
+    search: SearchKind = Field(default="puct", description="root search of gating games")
 
     @field_validator("baselines")
     @classmethod

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,26 +19,56 @@ from engine.players.base import terminal_values
 from engine.players.evaluators import Evaluator
 from engine.state import GameState
 
+SEARCH_KINDS = ("puct", "gumbel")
+VIRTUAL_LOSS = 1.0  # subtracted from the chooser's value of each node on a pending path
 
-@dataclass
+Leaf = tuple[list["Node"], GameState]
+
+
+_NO_MOVES: list[Move] = []
+
+
 class Node:
-    """A search node: the prior of the move that leads here and the visit statistics."""
+    """A search node. Once expanded it holds its legal moves with their priors and, in
+    arrays, the visit count and value sum (per player) of each move's child; a child Node
+    is created when a walk first enters it (``slot``: its move's index in the parent)."""
 
-    prior: float
-    player: int = 0  # the player to act in this node's state (0 until expanded)
-    visit_count: int = 0
-    value_sum: np.ndarray | None = None
-    children: dict[Move, Node] = field(default_factory=dict)
-    terminal: np.ndarray | None = None
+    __slots__ = (
+        "slot", "player", "visit_count", "value_sum", "moves", "priors", "child_visits",
+        "child_values", "children", "terminal",
+    )  # fmt: skip
+
+    def __init__(self, slot: int = -1) -> None:
+        self.slot = slot
+        self.player = 0  # the player to act in this node's state (0 until expanded)
+        self.visit_count = 0
+        self.value_sum: np.ndarray | None = None
+        self.moves: list[Move] = _NO_MOVES
+        self.priors = np.zeros(0)
+        self.child_visits = np.zeros(0)
+        self.child_values = np.zeros((0, 0))
+        self.children: dict[int, Node] = {}
+        self.terminal: np.ndarray | None = None
 
     @property
     def expanded(self) -> bool:
-        return bool(self.children) or self.terminal is not None
+        return bool(self.moves) or self.terminal is not None
 
     def mean_value(self, player: int) -> float:
         if self.visit_count == 0 or self.value_sum is None:
             return 0.0
         return float(self.value_sum[player - 1]) / self.visit_count
+
+    def child(self, slot: int) -> Node:
+        """The child of move ``slot`` (created on first use)."""
+        found = self.children.get(slot)
+        if found is None:
+            found = self.children[slot] = Node(slot)
+        return found
+
+    def child_means(self, player: int) -> np.ndarray:
+        """Each move's mean value for ``player`` (0 for an unvisited move)."""
+        return self.child_values[:, player - 1] / np.maximum(self.child_visits, 1)
 
 
 @dataclass(frozen=True)
@@ -51,8 +81,25 @@ class SearchSettings:
     dirichlet_fraction: float = 0.25
     temperature: float = 1.0
     temperature_moves: int = 20  # moves (per game) played at ``temperature``; argmax after
+    kind: str = "puct"  # the root search: "puct" or "gumbel" (engine.players.gumbel)
+    leaves_per_tree: int = 1  # PUCT leaves one tree hands out per batch (virtual loss when > 1)
+    gumbel_considered: int = 16  # Gumbel: root actions sampled by Gumbel-top-k
+    gumbel_c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) * c_scale * q
+    gumbel_c_scale: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.kind not in SEARCH_KINDS:
+            raise ValueError(f"search kind must be one of {SEARCH_KINDS}, got {self.kind!r}")
+        if self.leaves_per_tree < 1 or self.gumbel_considered < 1:
+            raise ValueError(
+                f"leaves_per_tree and gumbel_considered must be >= 1, got "
+                f"{self.leaves_per_tree!r}, {self.gumbel_considered!r}"
+            )
+        if self.gumbel_c_visit < 0 or self.gumbel_c_scale <= 0:
+            raise ValueError(
+                f"need gumbel_c_visit >= 0 and gumbel_c_scale > 0, got "
+                f"{self.gumbel_c_visit!r}, {self.gumbel_c_scale!r}"
+            )
         if self.simulations < 1:
             raise ValueError(f"simulations must be >= 1, got {self.simulations!r}")
         if self.c_puct <= 0:
@@ -75,60 +122,88 @@ class SearchTree:
     def __init__(self, state: GameState, settings: SearchSettings) -> None:
         self.state = state.copy()
         self.settings = settings
-        self.root = Node(prior=1.0)
+        self.root = Node()
 
     def select_leaf(self) -> tuple[list[Node], GameState]:
         """Walk down by PUCT to an unexpanded or terminal node; return the path and its state."""
         node, state, path = self.root, self.state.copy(), [self.root]
         while node.expanded and node.terminal is None:
-            move, node = self._select_child(node)
-            state.apply_unchecked(move)
+            slot = self._select_slot(node)
+            state.apply_unchecked(node.moves[slot])
+            node = node.child(slot)
             path.append(node)
         return path, state
 
-    def _select_child(self, node: Node) -> tuple[Move, Node]:
-        scale = self.settings.c_puct * math.sqrt(node.visit_count)
-        best, best_score = None, -math.inf
-        for move, child in node.children.items():
-            score = child.mean_value(node.player) + scale * child.prior / (1 + child.visit_count)
-            if score > best_score:
-                best, best_score = (move, child), score
-        assert best is not None
-        return best
+    def select_leaves(self, count: int) -> list[Leaf]:
+        """Up to ``count`` distinct leaves, each path under virtual loss until its backup
+        (so the next walk is steered elsewhere); stops early at a leaf already handed out."""
+        leaves: list[Leaf] = []
+        taken: set[int] = set()
+        for _ in range(count):
+            path, state = self.select_leaf()
+            if id(path[-1]) in taken:
+                break
+            taken.add(id(path[-1]))
+            add_virtual_loss(path, +1)
+            leaves.append((path, state))
+        return leaves
 
-    def expand(self, path: list[Node], state: GameState, priors: np.ndarray) -> None:
+    def _select_slot(self, node: Node) -> int:
+        """argmax of Q + c_puct * sqrt(N) * P / (1 + n), Q for the node's player to act."""
+        visits = node.child_visits
+        scale = self.settings.c_puct * math.sqrt(node.visit_count)
+        score = node.child_means(node.player) + scale * node.priors / (1.0 + visits)
+        return int(np.argmax(score))
+
+    def expand(
+        self,
+        path: list[Node],
+        state: GameState,
+        priors: np.ndarray,
+        moves: list[Move] | None = None,
+    ) -> None:
+        """Expand the leaf with its legal moves (``moves``, when the caller has them) and
+        their priors; a finished game's leaf keeps its terminal values."""
         leaf = path[-1]
         if state.is_over:
             leaf.terminal = terminal_values(state)
             return
         leaf.player = state.current_player
-        for move, prior in zip(state.legal_moves(), priors, strict=True):
-            leaf.children[move] = Node(prior=float(prior))
+        leaf.moves = state.legal_moves() if moves is None else moves
+        if len(priors) != len(leaf.moves):
+            raise ValueError(f"{len(priors)} priors for {len(leaf.moves)} legal moves")
+        leaf.priors = np.asarray(priors, dtype=np.float64)
+        leaf.child_visits = np.zeros(len(leaf.moves))
+        leaf.child_values = np.zeros((len(leaf.moves), state.num_players))
 
-    def backup(self, path: list[Node], values: np.ndarray) -> None:
+    def backup(self, path: list[Node], values: np.ndarray, *, virtual: bool = False) -> None:
+        """Add one visit with ``values`` along the path (a terminal leaf's own values);
+        ``virtual``: the path was handed out by `select_leaves`, its virtual loss is removed."""
+        if virtual:
+            add_virtual_loss(path, -1)
         if path[-1].terminal is not None:
             values = path[-1].terminal
+        for parent, node in zip(path, path[1:], strict=False):
+            parent.child_visits[node.slot] += 1
+            parent.child_values[node.slot] += values
         for node in path:
             node.visit_count += 1
             node.value_sum = values.copy() if node.value_sum is None else node.value_sum + values
 
     def add_noise(self, rng: np.random.Generator) -> None:
         """Mix Dirichlet noise into the root priors (self-play exploration)."""
-        children = list(self.root.children.values())
-        if len(children) < 2 or self.settings.dirichlet_fraction == 0:
+        root = self.root
+        if len(root.moves) < 2 or self.settings.dirichlet_fraction == 0:
             return
-        noise = rng.dirichlet([self.settings.dirichlet_alpha] * len(children))
+        noise = rng.dirichlet([self.settings.dirichlet_alpha] * len(root.moves))
         fraction = self.settings.dirichlet_fraction
-        for child, eta in zip(children, noise, strict=True):
-            child.prior = (1 - fraction) * child.prior + fraction * float(eta)
+        root.priors = (1 - fraction) * root.priors + fraction * noise
 
     def set_root_priors(self, priors: np.ndarray) -> None:
         """Replace the expanded root's priors (aligned with its legal moves)."""
-        children = list(self.root.children.values())
-        if len(priors) != len(children):
-            raise ValueError(f"{len(priors)} root priors for {len(children)} root moves")
-        for child, prior in zip(children, priors, strict=True):
-            child.prior = float(prior)
+        if len(priors) != len(self.root.moves):
+            raise ValueError(f"{len(priors)} root priors for {len(self.root.moves)} root moves")
+        self.root.priors = np.asarray(priors, dtype=np.float64)
 
     def root_value(self) -> np.ndarray:
         """The root's mean value per player (index 0 = player 1) over all its visits."""
@@ -138,12 +213,32 @@ class SearchTree:
         return root.value_sum / root.visit_count
 
     def visits(self) -> dict[Move, int]:
-        return {move: child.visit_count for move, child in self.root.children.items()}
+        root = self.root
+        return {m: int(n) for m, n in zip(root.moves, root.child_visits, strict=True)}
 
     def values(self) -> dict[Move, float]:
         """Each root move's mean value for the player to move at the root."""
-        player = self.state.current_player
-        return {move: child.mean_value(player) for move, child in self.root.children.items()}
+        means = self.root.child_means(self.state.current_player)
+        return {m: float(v) for m, v in zip(self.root.moves, means, strict=True)}
+
+
+def add_virtual_loss(path: list[Node], sign: int) -> None:
+    """Add (sign +1) or remove (-1) one pending visit that scores VIRTUAL_LOSS below par for
+    the player choosing each step of the path."""
+    for parent, node in zip(path, path[1:], strict=False):
+        parent.child_visits[node.slot] += sign
+        parent.child_values[node.slot, parent.player - 1] -= sign * VIRTUAL_LOSS
+        node.visit_count += sign
+    path[0].visit_count += sign
+
+
+@runtime_checkable
+class GivenMoves(Protocol):
+    """An evaluator that can take the states' legal moves instead of generating them."""
+
+    def evaluate_moves(
+        self, states: Sequence[GameState], moves: Sequence[list[Move]]
+    ) -> tuple[list[np.ndarray], np.ndarray]: ...
 
 
 @runtime_checkable
@@ -159,7 +254,7 @@ def expand_roots(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
     simulate(trees, evaluator)
     if isinstance(evaluator, RootPriors):
         for tree in trees:
-            if tree.root.children:
+            if tree.root.moves:
                 tree.set_root_priors(evaluator.root_priors(tree.state))
 
 
@@ -175,6 +270,91 @@ def simulate(trees: Sequence[SearchTree], evaluator: Evaluator) -> None:
         prior, value = results.get(i, (np.zeros(0), None))
         tree.expand(path, state, prior)
         tree.backup(path, value if value is not None else np.zeros(state.num_players))
+
+
+# (priors, values, the legal moves the priors are aligned with); None: a terminal leaf
+Evaluation = tuple[np.ndarray, np.ndarray, list[Move]] | None
+
+
+class PuctSearch:
+    """One move's PUCT search as a job a driver advances across many games: `leaves()`
+    hands out the next leaves (the root alone first, then up to ``leaves_per_tree`` under
+    virtual loss), `absorb()` takes their evaluations; `done` once the budget is spent.
+
+    After the root is expanded its priors come from ``root_priors`` (when given), then
+    Dirichlet noise is mixed in (when ``noise_rng`` is given), as in `expand_roots`."""
+
+    def __init__(
+        self,
+        state: GameState,
+        settings: SearchSettings,
+        *,
+        noise_rng: np.random.Generator | None = None,
+        root_priors: RootPriors | None = None,
+    ) -> None:
+        self.tree = SearchTree(state, settings)
+        self.remaining = settings.simulations
+        self.noise_rng = noise_rng
+        self.root_priors = root_priors
+
+    @property
+    def done(self) -> bool:
+        return self.remaining <= 0
+
+    def leaves(self) -> list[Leaf]:
+        if not self.tree.root.expanded:
+            return [self.tree.select_leaf()]
+        return self.tree.select_leaves(min(self.remaining, self.tree.settings.leaves_per_tree))
+
+    def absorb(self, leaves: Sequence[Leaf], evaluations: Sequence[Evaluation]) -> None:
+        rooted = self.tree.root.expanded
+        for (path, state), evaluation in zip(leaves, evaluations, strict=True):
+            priors, values, moves = (
+                evaluation if evaluation is not None else (np.zeros(0), None, None)
+            )
+            self.tree.expand(path, state, priors, moves)
+            backed = values if values is not None else np.zeros(state.num_players)
+            self.tree.backup(path, backed, virtual=rooted)
+        self.remaining -= len(leaves)
+        if not rooted and self.tree.root.moves:
+            if self.root_priors is not None:
+                self.tree.set_root_priors(self.root_priors.root_priors(self.tree.state))
+            if self.noise_rng is not None:
+                self.tree.add_noise(self.noise_rng)
+
+    def choose(self, rng: random.Random) -> tuple[Move, dict[Move, int]]:
+        """The move to play (visits, temperature for the opening moves) and the visits."""
+        settings, visits = self.tree.settings, self.tree.visits()
+        hot = self.tree.state.move_count < settings.temperature_moves
+        temperature = settings.temperature if hot else 0.0
+        return choose_move(visits, temperature, rng, self.tree.values()), visits
+
+
+def run_search(job: PuctSearch | Any, evaluator: Evaluator) -> None:
+    """Advance one search job (PuctSearch, GumbelSearch) to its end, one evaluator batch
+    per round (the many-game driver is handlers.games.play_games)."""
+    while not job.done:
+        leaves = job.leaves()
+        evaluations = evaluate_leaves(evaluator, [state for _, state in leaves])
+        job.absorb(leaves, evaluations)
+
+
+def evaluate_leaves(evaluator: Evaluator, states: Sequence[GameState]) -> list[Evaluation]:
+    """Evaluations of leaf states in one batch (None for finished games); the legal moves
+    are generated once, handed to an evaluator that takes them (GivenMoves)."""
+    pending = [i for i, state in enumerate(states) if not state.is_over]
+    out: list[Evaluation] = [None] * len(states)
+    if not pending:
+        return out
+    live = [states[i] for i in pending]
+    moves = [state.legal_moves() for state in live]
+    if isinstance(evaluator, GivenMoves):
+        priors, values = evaluator.evaluate_moves(live, moves)
+    else:
+        priors, values = evaluator.evaluate(live)
+    for k, i in enumerate(pending):
+        out[i] = (priors[k], values[k], moves[k])
+    return out
 
 
 def choose_move(
@@ -228,6 +408,15 @@ class MCTSPlayer:
         if len(moves) == 1:
             self.last_visits = None
             return moves[0]
+        if self.settings.kind == "gumbel":
+            from engine.players.gumbel import GumbelSearch
+
+            noise = np.random.default_rng(rng.getrandbits(64)) if self.noise else None
+            root = self.evaluator if isinstance(self.evaluator, RootPriors) else None
+            job = GumbelSearch(state, self.settings, noise_rng=noise, root_priors=root)
+            run_search(job, self.evaluator)
+            move, self.last_visits = job.choose(rng)
+            return move
         tree = self.search(state, rng)
         self.last_visits = tree.visits()
         temperature = (

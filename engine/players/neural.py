@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from engine.config import GameConfig
-from engine.encoding import encode_state, legal_policy_mask, move_priors, visits_to_policy
+from engine.encoding import (
+    encode_state,
+    encode_states,
+    legal_policy_mask,
+    legal_priors,
+    visits_to_policy,
+)
+from engine.move import Move
 from engine.network import PolicyValueNet
 from engine.players.base import DEFAULT_MAX_MOVES, GameResult, rank_values
 from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
@@ -29,33 +37,45 @@ def absolute_to_relative(values: np.ndarray, current_player: int) -> np.ndarray:
 
 
 class NetworkEvaluator:
-    """Evaluates a batch of states in one forward pass; priors are the softmax over legal slots."""
+    """Evaluates a batch of states in one forward pass; priors are the softmax over legal slots.
+
+    Keeps counters of what it did (positions, calls, seconds encoding, in the network and
+    building priors) for `ringloop bench selfplay`."""
 
     def __init__(self, model: PolicyValueNet, *, device: torch.device | str | None = None) -> None:
         self.model = model.eval()
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
         self.positions_evaluated = 0
+        self.calls = 0
+        self.seconds = {"encoding": 0.0, "network": 0.0, "priors": 0.0}
+
+    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
+        return self.evaluate_moves(states, [s.legal_moves() for s in states])
 
     @torch.no_grad()
-    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
+    def evaluate_moves(
+        self, states: Sequence[GameState], moves: Sequence[list[Move]]
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """`evaluate` with the states' legal moves given (engine.players.mcts.GivenMoves)."""
         if not states:
             return [], np.zeros((0, self.model.spec.num_players))
-        planes = torch.from_numpy(np.stack([encode_state(s) for s in states])).to(self.device)
-        logits, values = self.model(planes)
-        logits, values = logits.float().cpu().numpy(), values.float().cpu().numpy()
-        priors = []
-        for state, row in zip(states, logits, strict=True):
-            moves = state.legal_moves()
-            mask = legal_policy_mask(state, moves)
-            exp = np.zeros_like(row)
-            exp[mask] = np.exp(row[mask] - row[mask].max())
-            priors.append(move_priors(state, moves, exp / exp.sum()))
+        started = time.perf_counter()
+        planes = torch.from_numpy(encode_states(states)).to(self.device)
+        encoded = time.perf_counter()
+        logits_t, values_t = self.model(planes)
+        logits, values = logits_t.float().cpu().numpy(), values_t.float().cpu().numpy()
+        forwarded = time.perf_counter()
+        priors = [legal_priors(s, m, row) for s, m, row in zip(states, moves, logits, strict=True)]
+        absolute = np.array(
+            [relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)]
+        )
+        self.seconds["encoding"] += encoded - started
+        self.seconds["network"] += forwarded - encoded
+        self.seconds["priors"] += time.perf_counter() - forwarded
         self.positions_evaluated += len(states)
-        absolute = [
-            relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)
-        ]
-        return priors, np.array(absolute)
+        self.calls += 1
+        return priors, absolute
 
 
 class BatchedSelfplay:

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PROFILES), default="small")
     parser.add_argument("--final-games", type=int, default=40, help="games per baseline at the end")
     parser.add_argument("--selfplay-workers", type=int, default=1)
+    parser.add_argument(
+        "--search", choices=("puct", "gumbel"), help="root search of selfplay and gating"
+    )
     parser.add_argument("--keep", type=Path, help="state folder to keep (default: a temp one)")
 
 
@@ -68,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace, state: Path) -> int:
-    (state / "settings.toml").write_text(f'[loop]\nconfigs = ["{args.config}"]\n')
+    text = f'[loop]\nconfigs = ["{args.config}"]\n'
+    if args.search:  # beside the preset, so the profile's other fields stay under it
+        text = f'[loop]\npreset = "{args.preset}"\nconfigs = ["{args.config}"]\n'
+        text += f'[loop.selfplay]\nsearch = "{args.search}"\n'
+        text += f'[loop.evaluation]\nsearch = "{args.search}"\n'
+    (state / "settings.toml").write_text(text)
     print(f"bench learning: {args.config}, preset {args.preset}, {args.minutes} min", flush=True)
     started = time.perf_counter()
     if not _run_up(args, state):

@@ -119,9 +119,9 @@ def test_multiplayer_search_backs_up_a_value_per_seat() -> None:
 def test_root_noise_keeps_a_distribution_and_settings_validate() -> None:
     tree = SearchTree(GameState.initial(SQUARE8), SearchSettings())
     simulate([tree], HeuristicEvaluator())
-    before = [c.prior for c in tree.root.children.values()]
+    before = list(tree.root.priors)
     tree.add_noise(np.random.default_rng(0))
-    after = [c.prior for c in tree.root.children.values()]
+    after = list(tree.root.priors)
     assert sum(after) == pytest.approx(1.0) and after != before
     with pytest.raises(ValueError, match="simulations"):
         SearchSettings(simulations=0)
@@ -183,11 +183,11 @@ def test_heuristic_root_priors_favour_winning_moves_and_replace_the_root_priors(
     assert sum(p for move, p in zip(moves, priors, strict=True) if move in wins) > 0.99
     guided = SearchTree(state, SearchSettings(simulations=4))
     expand_roots([guided], HeuristicRootEvaluator())
-    assert [c.prior for c in guided.root.children.values()] == pytest.approx(list(priors))
+    assert list(guided.root.priors) == pytest.approx(list(priors))
     plain = SearchTree(state, SearchSettings(simulations=4))
     expand_roots([plain], HeuristicEvaluator())  # no root priors: uniform stays
     uniform = [1 / len(moves)] * len(moves)
-    assert [c.prior for c in plain.root.children.values()] == pytest.approx(uniform)
+    assert list(plain.root.priors) == pytest.approx(uniform)
     with pytest.raises(ValueError, match=f"{len(moves) + 1} root priors for {len(moves)} root"):
         guided.set_root_priors(np.ones(len(moves) + 1))
     with pytest.raises(ValueError, match="temperature must be > 0, got 0"):

@@ -1,0 +1,87 @@
+"""The continuous-batching driver of handlers.games: slots refilled as games end, records
+independent of how many games run at once, Gumbel selfplay records whose targets the trainer
+reads as the improved policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import GameConfig
+from engine.encoding import network_spec
+from engine.network import build_network
+from engine.players.evaluators import HeuristicEvaluator
+from engine.players.mcts import SearchSettings
+from engine.players.neural import NetworkEvaluator
+from events import Producer
+from handlers.agents import Agent, model_agent
+from handlers.games import PlayStats, game_completed, play_games
+from handlers.samples import game_samples
+
+CONFIG = GameConfig.parse("square8_2p")
+
+
+def _agent(kind: str, leaves: int = 1) -> Agent:
+    search = SearchSettings(simulations=6, kind=kind, leaves_per_tree=leaves, temperature_moves=4)
+    return Agent(f"h-{kind}", evaluator=HeuristicEvaluator(), search=search, noise=True)
+
+
+def _play(agent: Agent, games: int, parallel: int | None, stats: PlayStats | None = None):  # type: ignore[no-untyped-def]
+    seeds = [1000 + i for i in range(games)]
+    return play_games(CONFIG, [[agent, agent]] * games, seeds, max_moves=40, parallel=parallel,
+                      stats=stats)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["puct", "gumbel"])
+def test_records_do_not_depend_on_how_many_games_run_at_once(kind: str) -> None:
+    agent = _agent(kind)
+    stats = PlayStats()
+    narrow = _play(agent, 5, parallel=2, stats=stats)
+    wide = _play(agent, 5, parallel=None)
+    assert [g.moves for g in narrow] == [g.moves for g in wide]
+    assert [g.visits for g in narrow] == [g.visits for g in wide]
+    assert [g.seed for g in narrow] == [1000 + i for i in range(5)]
+    per_tree = 1 if kind == "puct" else 6  # Gumbel: a leaf under each considered root move
+    assert stats.positions > 0 and stats.positions / stats.batches <= 2 * per_tree  # two slots
+
+
+def test_virtual_loss_batches_more_leaves_per_round() -> None:
+    one, four = PlayStats(), PlayStats()
+    _play(_agent("puct", 1), 2, parallel=None, stats=one)
+    _play(_agent("puct", 4), 2, parallel=None, stats=four)
+    assert four.positions / four.batches > one.positions / one.batches
+
+
+def test_bad_parallel_is_refused() -> None:
+    with pytest.raises(ValueError, match="parallel must be >= 1, got 0"):
+        _play(_agent("puct"), 1, parallel=0)
+
+
+def test_gumbel_selfplay_records_train_on_the_improved_policy() -> None:
+    torch.manual_seed(0)
+    network = build_network(network_spec(CONFIG, blocks=1, channels=8))
+    search = SearchSettings(simulations=8, kind="gumbel", temperature_moves=4)
+    agent = model_agent("m", NetworkEvaluator(network), search, sha256="0" * 64, noise=True)
+    (game,) = play_games(CONFIG, [[agent, agent]], [7], max_moves=30)
+    record = game_completed(game, purpose="selfplay", game_id="g", producer=Producer.current("t"))
+    assert record.visits is not None
+    searched = [v for v in record.visits if v]
+    assert searched and any(len(v) > 1 for v in searched)  # soft targets, not the moves
+    for ply, weights in enumerate(record.visits):
+        assert not weights or record.moves[ply] in weights  # the played move is in its target
+    samples = game_samples(record)
+    assert len(samples) == len(searched)
+    for sample, weights in zip(samples, searched, strict=True):
+        expected = np.array(sorted(weights.values()), dtype=np.float64)
+        assert np.allclose(np.sort(sample.policy[1]), expected / expected.sum(), atol=1e-6)
+
+
+@pytest.mark.parametrize(("opening", "distinct"), [(0, 1), (6, 3)])
+def test_gumbel_without_noise_is_deterministic_after_the_sampled_opening(
+    opening: int, distinct: int
+) -> None:
+    search = SearchSettings(simulations=6, kind="gumbel", temperature_moves=opening)
+    agent = Agent("g", evaluator=HeuristicEvaluator(), search=search, noise=False)
+    games = play_games(CONFIG, [[agent, agent]] * 3, [1, 2, 3], max_moves=12)
+    assert len({tuple(g.moves) for g in games}) == distinct
