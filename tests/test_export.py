@@ -142,3 +142,37 @@ async def test_export_games_as_records_that_verify_record_replays(
     assert empty.read_text() == ""
     assert await cli("verify-record", str(empty)) == 1
     assert "no game records" in capsys.readouterr().out
+
+
+async def test_play_takes_best_and_model_ids_and_saves_its_record(
+    app: App, settings: Settings, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    config = "square8_3p"
+    spec = network_spec(GameConfig.parse(config), blocks=1, channels=8)
+    buffer = io.BytesIO()
+    save_checkpoint(build_network(spec), spec, buffer)
+    artifact = await put_checkpoint(app.store, f"{config}/play-m.pt", buffer.getvalue())
+    await app.store.append(ModelRegistered(config=config, model_id="play-m", artifact=artifact))
+    argv = [
+        "play",
+        "--config",
+        config,
+        "--seed",
+        "3",
+        "--max-moves",
+        "4",
+        "--quiet",
+        *bus(settings),
+    ]
+    assert await cli(*argv, "--players", "best,random,heuristic") == 2
+    assert f"{config} has no current best" in capsys.readouterr().err
+    await app.store.append(ModelPromoted(config=config, model_id="play-m", gate="test",
+                                         statistic=1.0, threshold=0.5, reason="test"))  # fmt: skip
+    assert await cli(*argv, "--players", "best,play-m,random") == 0
+    printed = capsys.readouterr().out
+    assert "seat 1: model play-m" in printed and "seat 2: model play-m" in printed
+    saved = settings.state_dir / "records" / f"play-{config}-3.json"
+    assert f"record written to {saved}" in printed
+    record = json.loads(saved.read_text())
+    assert [p["tier"] for p in record["players"]] == ["play-m", "play-m", "random"]
+    assert len(record["moves"]) == 4
