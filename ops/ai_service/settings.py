@@ -15,7 +15,7 @@ DEFAULT_PORT = 8001  # RingRift's AIServiceClient default (AI_SERVICE_URL=http:/
 MIN_DIFFICULTY, MAX_DIFFICULTY = 1, 10
 DEFAULT_DIFFICULTY = 5  # RingRift's MoveRequest default
 MAX_BATCH = 64  # requests in one POST /ai/moves_batch
-CLIENT_TIMEOUT_S = 30.0  # a tournament seat's wait for one move (RingRift's client waits 30 s)
+TORCH_THREADS = 1  # per process: the search is the bottleneck, thread pools only contend
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(app: App, args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from handlers.models import checkpoint_cache
     from ops.ai_service.app import QuietServer, build_app
     from ops.ai_service.moves import Brain
+    from ops.ai_service.settings import TORCH_THREADS
+
+    torch.set_num_threads(TORCH_THREADS)
 
     app.start_views(["registry"], ":memory:")
     await app.refresh("registry")
