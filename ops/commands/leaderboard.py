@@ -19,6 +19,7 @@ import argparse
 import json
 from typing import Any
 
+from engine.rating import DEFAULT_RATING, K_FACTOR
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.elo_service import combined_leaderboard, config_name, current_elo_runner
@@ -112,8 +113,10 @@ def disagreement(row: dict[str, Any]) -> str | None:
     low, high = row.get("ml_low"), row.get("ml_high")
     inside = low is not None and high is not None and low <= elo <= high
     return (
-        f"Elo {elo:.0f} vs ML {ml:.0f}: Elo follows the order its {row['games']} games were "
-        f"played in (K=32 against pinned baselines), ML weighs them all at once; "
+        f"Elo {elo:.0f} vs ML {ml:.0f}: Elo starts every participant at {DEFAULT_RATING:.0f} and "
+        f"moves at most {K_FACTOR:.0f} points a game, so after {row['games']} games it still "
+        "carries its start and the order the games came in; ML fits every game at once, "
+        "anchored on the pinned baselines; "
         + ("Elo is still inside the ML interval" if inside else "trust the ML rating")
     )
 
