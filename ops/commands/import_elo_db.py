@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
 def sqlite_problem(path: Path) -> str | None:
     """Why `path` cannot be a RingRift unified_elo.db (None when it is an SQLite file)."""
+    if not path.exists():
+        return f"no such file {str(path)!r}"
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
