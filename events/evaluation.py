@@ -63,7 +63,8 @@ class SeatSpec(Part):
     participant_id: str
     kind: Literal["model", "tier", "service"]
     artifact: ArtifactRef | None = None
-    url: str | None = None
+    # Left out of the JSON when unset, so items without it encode as released v2 items do.
+    url: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class EvalGameRequested(Event):
