@@ -56,11 +56,15 @@ class EvaluationCompleted(Event):
 
 
 class SeatSpec(Part):
-    """Who plays a seat of a requested game: a registered model (with its artifact) or a tier."""
+    """Who plays a seat of a requested game: a registered model (with its artifact), a tier,
+    or a service speaking RingRift's AI-service contract (its ``url``, e.g.
+    ``http://host:8001/?difficulty=5``; added without a version bump: older items lack it)."""
 
     participant_id: str
-    kind: Literal["model", "tier"]
+    kind: Literal["model", "tier", "service"]
     artifact: ArtifactRef | None = None
+    # Left out of the JSON when unset, so items without it encode as released v2 items do.
+    url: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class EvalGameRequested(Event):

@@ -22,6 +22,7 @@ from handlers.agents import Agent, model_agent, search_settings, tier_agent
 from handlers.games import Cancelled, game_events, play_games
 from handlers.models import ModelRef, checkpoint_cache, load_network
 from handlers.runtime import Consumer, Interrupted, Outcome, TransientError, batched
+from handlers.service_player import ServicePlayer, parse_service_url
 from handlers.settings import LoopSettings
 from projections.eventstore import EventStore
 from projections.gating import gate, is_open
@@ -52,10 +53,16 @@ class Seats:
     settings: LoopSettings
     halt: threading.Event = field(default_factory=threading.Event)  # set: abandon the games
     networks: dict[str, NetworkEvaluator] = field(default_factory=dict)
+    services: dict[str, ServicePlayer] = field(default_factory=dict)
 
     async def agent(self, config: str, seat: SeatSpec) -> Agent:
         if seat.kind == "tier":
             return tier_agent(seat.participant_id, self.settings)
+        if seat.kind == "service":
+            url = seat.url or seat.participant_id
+            if url not in self.services:
+                self.services[url] = ServicePlayer(parse_service_url(url))
+            return Agent(seat.participant_id, player=self.services[url])
         if seat.artifact is None:
             raise ValueError(f"model seat {seat.participant_id!r} has no artifact")
         sha = seat.artifact.sha256

@@ -1,10 +1,17 @@
-"""The live progress view of `ringloop up`: games/s, generation, last decision, best Elo."""
+"""The live progress view of `ringloop up`: games/s, generation, last decision, best Elo.
+
+On a terminal the view redraws in place (the previous frame is erased); elsewhere (a log
+file, a pipe) each frame is printed as plain lines. Decision reasons are shown whole,
+wrapped to the terminal's width.
+"""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from events.keys import rating_key
 from ops.app import App
@@ -18,6 +25,7 @@ class Progress:
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_time: float = field(default_factory=time.monotonic)
     decisions_at_start: int | None = None
+    profile: str | None = None
 
     def snapshot(self, app: App) -> dict[str, dict[str, Any]]:
         games = app.runners["games"].state
@@ -52,7 +60,9 @@ class Progress:
     def render(self, rows: dict[str, dict[str, Any]]) -> str:
         now = time.monotonic()
         elapsed = max(now - self.last_time, 1e-6)
-        lines = [f"ringloop up — {now - self.started:6.0f}s"]
+        profile = f"profile {self.profile}" if self.profile else "settings file / defaults"
+        lines = [f"ringloop up ({profile}) — {now - self.started:6.0f}s"]
+        width = max(60, shutil.get_terminal_size((120, 24)).columns)
         for config, row in rows.items():
             before = self.last.get(config, row)
             rate = (row["selfplay_games"] - before["selfplay_games"]) / elapsed
@@ -66,7 +76,8 @@ class Progress:
                 f"  {config:<13} games {row['selfplay_games']:>6} ({rate:5.2f}/s)  gen {row['generation']:>3}  "
                 f"best {row['best'] or '—'} (Elo {elo})  {'training ' + row['training'] if row['training'] else ''}"
             )
-            lines.append(f"  {'':<13} last decision {decision[:110]}")
+            lines += textwrap.wrap(f"last decision {decision}", width, initial_indent=" " * 16,
+                                   subsequent_indent=" " * 18)  # fmt: skip
         self.last, self.last_time = rows, now
         return "\n".join(lines)
 
@@ -78,3 +89,23 @@ def _best_elo(registry: Any, elo: Any, config: str, best: str | None) -> float |
     key = rating_key(best, (model.get("artifact") or {}).get("sha256"))
     row = elo.get("elo_ratings", config, key)
     return float(row["elo"]) if row else None
+
+
+class Frames:
+    """Writes progress frames: in place on a terminal, as plain lines otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.in_place = stream.isatty()
+        self._height = 0
+
+    def show(self, text: str) -> None:
+        if self.in_place and self._height:
+            self.stream.write(f"\x1b[{self._height}F\x1b[J")  # up to the frame's start, erase
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._height = text.count("\n") + 1
+
+    def release(self) -> None:
+        """Later output goes below the last frame instead of over it."""
+        self._height = 0

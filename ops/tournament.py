@@ -1,7 +1,8 @@
 """Tournaments: resolve participants, publish their games as work items, wait for the MatchCompleted results, print a crosstable.
 
-Participants are tiers (random, heuristic, mcts-<N>, d1-d5) or registered models (by model id, or
-``best`` for the config's current best), looked up in the registry read model. Games go to
+Participants are tiers (random, heuristic, mcts-<N>, d1-d5), registered models (by model id, or
+``best`` for the config's current best), looked up in the registry read model, or any service
+speaking RingRift's AI-service contract (``http://host:port/?difficulty=5``, handlers.service_player). Games go to
 the work-queue stream that every `ringloop run evaluator` process serves
 (handlers.evaluator, the same path as gating games); ``local=True`` also runs an evaluator
 in this process. Results are ordinary MatchCompleted events (context "tournament"), so the
@@ -26,6 +27,7 @@ from events import LOG_STREAM, MatchCompleted, Producer, derive_event_id
 from events.catalogue import EvalGameRequested, SeatSpec
 from handlers.gating import FILLER_TIERS
 from handlers.models import best_model, registered_model
+from handlers.service_player import is_service_url, parse_service_url
 from handlers.settings import TIER_PATTERN
 from projections.eventstore import EventStore
 from projections.tables import Tables
@@ -46,14 +48,21 @@ def resolve(registry: Tables, config: str, names: Sequence[str]) -> list[SeatSpe
         raise ValueError(f"a tournament needs at least two distinct participants, got {names!r}")
     seats = []
     for name in names:
-        if not re.fullmatch(TIER_PATTERN, name.lower()):
+        if is_service_url(name):
+            address = parse_service_url(name)
+            seats.append(
+                SeatSpec(participant_id=address.participant_id, kind="service",
+                         url=address.participant_id)
+            )  # fmt: skip
+        elif not re.fullmatch(TIER_PATTERN, name.lower()):
             model = (
                 best_model(registry, config) if name == "best" else registered_model(registry, name)
             )
             if model is None or model.artifact is None or model.config != config:
                 raise ValueError(
-                    f"participant {name!r} is neither a tier (random, heuristic, mcts-<N>, d1-d5) nor "
-                    f"a registered {config} model with weights"
+                    f"participant {name!r} is neither a tier (random, heuristic, mcts-<N>, d1-d5), "
+                    f"a registered {config} model with weights, nor a service URL "
+                    "(http://host:port/?difficulty=N)"
                 ) from None
             seats.append(
                 SeatSpec(participant_id=model.model_id, kind="model", artifact=model.artifact)

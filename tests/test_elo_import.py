@@ -190,5 +190,8 @@ async def test_missing_or_foreign_file_is_a_clear_error(
     base = ["--nats", str(settings.nats.url), "--state-dir", str(tmp_path / "s")]
     assert await asyncio.to_thread(main, ["import-elo-db", str(tmp_path / "none.db"), *base]) == 2
     assert await asyncio.to_thread(main, ["import-elo-db", str(tmp_path / "other.db"), *base]) == 2
+    (tmp_path / "text.db").write_text("not a database")
+    assert await asyncio.to_thread(main, ["import-elo-db", str(tmp_path / "text.db"), *base]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "no match_history table" in err
+    assert f"{str(tmp_path / 'text.db')!r} is not an SQLite database" in err

@@ -22,7 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--games", type=int, default=20, help="games per small-board config")
     parser.add_argument("--large-games", type=int, default=2, help="games per large-board config")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--config", action="append", help="only these configs (e.g. square8_2p)")
+    parser.add_argument(
+        "--config", action="append", type=_config, help="only these configs (e.g. square8_2p)"
+    )
+
+
+def _config(text: str) -> str:
+    try:
+        return GameConfig.parse(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def playout(config: GameConfig, rng: random.Random) -> tuple[int, int]:

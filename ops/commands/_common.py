@@ -19,12 +19,16 @@ from ops.settings import Settings, SettingsError, load_settings
 T = TypeVar("T")
 
 
-def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bus_arguments(parser: argparse.ArgumentParser, *, port_flag: str = "--port") -> None:
+    """The bus options; ``port_flag`` names the embedded server's port option (a command
+    whose own --port means something else, e.g. serve's HTTP port, passes --nats-port)."""
     group = parser.add_argument_group("bus")
     group.add_argument("--nats", metavar="URL", help="use an existing NATS server or cluster")
     group.add_argument("--state-dir", type=Path, help="state folder (default ./.ringloop)")
     group.add_argument("--settings", type=Path, help="TOML settings file")
-    group.add_argument("--port", type=int, help="embedded server port (default: a free one)")
+    group.add_argument(
+        port_flag, dest="port", type=int, help="embedded server port (default: a free one)"
+    )
     group.add_argument("--user")
     group.add_argument("--password")
     group.add_argument("--creds", type=Path, help="NATS credentials file")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = sqlite_problem(args.path)
+    if problem:
+        print(f"ringloop import-elo-db: {problem}", file=sys.stderr)
+        return 2
+
     async def body(app: App) -> int:
         report = await import_elo_db(app, args.path, dry_run=args.dry_run)
         if args.json:
@@ -40,3 +49,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return run_with_app(args, body)
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """Why `path` cannot be a RingRift unified_elo.db (None when it is an SQLite file)."""
+    if not path.exists():
+        return f"no such file {str(path)!r}"
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot read {str(path)!r}: {exc.strerror or exc}"
+    if header != SQLITE_HEADER:
+        return f"{str(path)!r} is not an SQLite database (expected a RingRift unified_elo.db)"
+    return None

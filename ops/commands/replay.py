@@ -18,8 +18,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("replay", help="rebuild projections from the event log")
     parser.add_argument("--projection", default="all", help="a projection name or 'all'")
     parser.add_argument("--out", type=Path, help="fresh SQLite file for the rebuild")
-    parser.add_argument("--until-seq", type=int, help="state as of this stream sequence")
-    parser.add_argument(
+    until = parser.add_mutually_exclusive_group()
+    until.add_argument("--until-seq", type=_sequence, help="state as of this stream sequence")
+    until.add_argument(
         "--until-time", type=_parse_time, help="state as of this UTC time (ISO 8601)"
     )
     parser.add_argument(
@@ -28,6 +29,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true")
     add_bus_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _sequence(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a stream sequence: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a stream sequence is 0 or more, got {text!r}")
+    return value
 
 
 def _parse_time(text: str) -> datetime:

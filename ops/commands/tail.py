@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from events import Event, EventDecodeError, decode
@@ -12,6 +14,9 @@ from events.streams import stream_for_subject
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
 from projections.eventstore import RawRecord
+
+WAITING_NOTE_S = 10.0  # say "waiting" after this long with nothing new (and again as long)
+SERVER_GONE_S = 5.0  # disconnected this long: the server went away, stop
 
 ENVELOPE = {
     "type",
@@ -63,6 +68,38 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
+async def _watch(
+    app: App,
+    task: asyncio.Task[None],
+    waiter: asyncio.Task[bool],
+    printed: Callable[[], int],
+    subject: str,
+) -> int:
+    """Until the follower ends or Ctrl-C: say when nothing comes, stop when the server is gone."""
+    loop = asyncio.get_running_loop()
+    seen, quiet_since, gone_since = printed(), loop.time(), None
+    while not (task.done() or waiter.done()):
+        await asyncio.wait([task, waiter], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+        now = loop.time()
+        if printed() != seen:
+            seen, quiet_since = printed(), now
+        elif now - quiet_since >= WAITING_NOTE_S:
+            print(f"ringloop tail: waiting for events on {subject!r} "
+                  f"(none for {now - quiet_since:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+            quiet_since = now
+        if app.nc.is_connected:
+            gone_since = None
+        elif gone_since is None:
+            gone_since = now
+        elif now - gone_since >= SERVER_GONE_S:
+            print(f"ringloop tail: the NATS server went away ({app.nc.connected_url or 'disconnected'}"
+                  f" for {SERVER_GONE_S:.0f} s); stopping", file=sys.stderr, flush=True)  # fmt: skip
+            return 1
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     stream = stream_for_subject(args.subject)
 
@@ -90,9 +127,13 @@ def run(args: argparse.Namespace) -> int:
 
         task = asyncio.create_task(follow())
         waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        url = app.server.url if app.server else app.settings.nats.url or "the state folder's server"
+        if args.count is None:
+            print(f"ringloop tail: following {args.subject!r} on {stream} live from seq {start} "
+                  f"({url}); Ctrl-C stops", file=sys.stderr, flush=True)  # fmt: skip
+        code = await _watch(app, task, waiter, lambda: printed, args.subject)
         task.cancel()
         waiter.cancel()
-        return 0
+        return code
 
     return run_with_app(args, body)

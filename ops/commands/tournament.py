@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--participants",
         required=True,
-        help="comma-separated model ids, 'best', or tiers: random, heuristic, mcts-<N>, d1-d5",
+        help="comma-separated model ids, 'best', tiers (random, heuristic, mcts-<N>, d1-d5) or "
+        "AI-service URLs (http://host:port/?difficulty=5)",
     )
     parser.add_argument("--format", choices=["round-robin", "gauntlet"], default="round-robin")
     parser.add_argument("--games", type=int, default=2, help="games per pairing (seats rotate)")

@@ -18,7 +18,7 @@ from ops.commands._common import (
     stop_on_signals,
     with_profile,
 )
-from ops.progress import Progress
+from ops.progress import Frames, Progress
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
@@ -105,7 +105,9 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     announce("up", watching)
-    watcher = asyncio.create_task(watch(app, stop, args.generations, args.progress_every))
+    watcher = asyncio.create_task(
+        watch(app, stop, args.generations, args.progress_every, args.profile)
+    )
     children.start()
     supervisor = asyncio.create_task(children.supervise())
     try:
@@ -117,7 +119,19 @@ async def serve(app: App, args: argparse.Namespace) -> int:
         await watching.stop()
         await snapshots.stop()  # a last snapshot of each view, for handler processes
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
+    print(stopped_summary(app, inline, heavy, url), file=sys.stderr, flush=True)
     return 0
+
+
+def stopped_summary(app: App, inline: list[str], heavy: list[str], url: str) -> str:
+    """What a stop ended: the stages, the child processes, the projections' positions, NATS."""
+    children = ", ".join(f"{n}×{heavy.count(n)}" if heavy.count(n) > 1 else n
+                         for n in dict.fromkeys(heavy)) or "none"  # fmt: skip
+    positions = ", ".join(f"{n} {r.position}" for n, r in app.runners.items())
+    server = f"embedded NATS {url} (stopping now)" if app.server else f"NATS {url} left running"
+    return (f"ringloop up: stopped in-process stages {', '.join(inline) or 'none'}; child "
+            f"processes {children}; projections drained at seq ({positions}); {server}; a rerun "
+            "resumes from here")  # fmt: skip
 
 
 def start_snapshot_writers(app: App) -> SnapshotWriters:
@@ -130,16 +144,19 @@ def start_snapshot_writers(app: App) -> SnapshotWriters:
     )  # fmt: skip
 
 
-async def watch(app: App, stop: asyncio.Event, generations: int | None, every: float) -> None:
+async def watch(
+    app: App, stop: asyncio.Event, generations: int | None, every: float, profile: str | None
+) -> None:
     """Print progress; set `stop` once `generations` promotion decisions were made."""
-    progress = Progress()
+    progress = Progress(profile=profile)
+    frames = Frames(sys.stderr)
     progress.decisions(progress.snapshot(app))
     printed_at = 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         rows = progress.snapshot(app)
         if every > 0 and loop.time() - printed_at >= every:
-            print(progress.render(rows), file=sys.stderr, flush=True)
+            frames.show(progress.render(rows))
             printed_at = loop.time()
         if generations is not None and progress.decisions(rows) >= generations:
             print(

@@ -31,6 +31,8 @@ def verify_file(path: Path) -> tuple[bool, str]:
         except ValueError:
             return False, f"FAIL {path}: cannot read: {err}"
     records = data if isinstance(data, list) else [data]
+    if not records:
+        return False, f"FAIL {path}: no game records in it (an empty file or list)"
     moves, notes, failures = 0, [], []
     for i, record in enumerate(records):
         prefix = f"record {i + 1}: " if len(records) > 1 else ""
