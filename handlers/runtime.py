@@ -23,6 +23,13 @@ from nats.js.errors import NotFoundError
 from events import Event, EventDecodeError, HandlerFailed, Producer, decode, derive_event_id
 from events.streams import LOG_STREAM
 from projections.eventstore import ConcurrencyConflict, EventStore
+from projections.transient import (
+    CALL_DEADLINE_S,
+    backoff,
+    is_transient,
+    report_transient,
+    retry_transient,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -165,15 +172,32 @@ class HandlerRuntime:
             await self.store.js.add_consumer(spec.stream, config)
 
     async def run(self) -> None:
-        await self.ensure_consumer()
-        sub = await self.store.js.pull_subscribe_bind(durable=self.durable, stream=self.spec.stream)
+        what = f"handler {self.spec.name}: starting its consumer"
+        await retry_transient(self.ensure_consumer, what=what)
+        sub = await retry_transient(
+            lambda: self.store.js.pull_subscribe_bind(
+                durable=self.durable, stream=self.spec.stream
+            ),
+            what=what,
+        )
         log.info("handler_started", handler=self.spec.name, subjects=self.spec.subjects)
+        outage = 0  # fetches in a row that failed transiently (a lost node, an election)
         try:
             while not self._stopping.is_set():
                 try:
                     messages = await sub.fetch(self.spec.batch, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
+                    outage = 0
                     continue  # nats-py 2.16 raises either when no message arrives
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    outage += 1
+                    delay = backoff(outage)
+                    report_transient(f"handler {self.spec.name}: fetching", exc, outage, delay)
+                    await self._stopped_within(delay)
+                    continue
+                outage = 0
                 if self.spec.handle_batch is not None and len(messages) > 1:
                     await self.process_batch(messages)
                     continue
@@ -192,7 +216,7 @@ class HandlerRuntime:
         try:
             event = decode(msg.data)
             await self._handle_waiting(event)
-            await msg.ack_sync()
+            await self._ack(msg)
             settled = True
             self.processed += 1
         except asyncio.CancelledError:
@@ -232,7 +256,7 @@ class HandlerRuntime:
                     if isinstance(outcome, Exception):
                         raise outcome
                     await self._append(outcome)
-                    await msg.ack_sync()
+                    await self._ack(msg)
                     self.processed += 1
                 except asyncio.CancelledError:
                     raise
@@ -246,10 +270,40 @@ class HandlerRuntime:
                 if id(msg) not in settled:
                     await _quietly(msg.nak())
 
+    async def _ack(self, msg: Msg) -> None:
+        """Acknowledge, riding out an election; an ack that never lands is a redelivery,
+        whose outputs carry the same ids (dropped as duplicates)."""
+        await retry_transient(
+            msg.ack_sync,
+            what=f"handler {self.spec.name}: acknowledging",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
     async def _settle_failure(self, msg: Msg, exc: Exception) -> None:
+        """Settle, never failing the runtime: a bus that is away leaves the message to be
+        redelivered after ack_wait (see _settle)."""
+        try:
+            await self._settle(msg, exc)
+        except Exception as failure:
+            if not is_transient(failure):
+                raise
+            log.warning(
+                "handler_settle_deferred",
+                handler=self.spec.name,
+                seq=msg.metadata.sequence.stream,
+                message=f"bus unavailable while settling ({failure!r}); it will be redelivered",
+            )
+
+    async def _settle(self, msg: Msg, exc: Exception) -> None:
         """The acknowledgement an error earns: poison is dead-lettered, an interrupted input
-        nak'ed at once, anything else retried with a growing delay, then dead-lettered."""
+        nak'ed at once, the bus being away retried later without dead-lettering, anything
+        else retried with a growing delay, then dead-lettered."""
         deliveries = msg.metadata.num_delivered or 1
+        if is_transient(exc):
+            delay = backoff(deliveries)
+            report_transient(f"handler {self.spec.name}", exc, deliveries, delay)
+            await msg.nak(delay=delay)
+            return
         if isinstance(exc, EventDecodeError | ValueError):
             await self._dead_letter(msg, exc, deliveries)
             await msg.term()
@@ -282,6 +336,7 @@ class HandlerRuntime:
     async def _handle_waiting(self, event: Event) -> None:
         """Handle; with `wait_in_place`, a Waiting handler is asked again after each delay."""
         looks = 0
+        outage = 0
         while True:
             try:
                 return await self._handle_and_append(event)
@@ -301,6 +356,16 @@ class HandlerRuntime:
                 )
                 if await self._stopped_within(delay):
                     raise Interrupted(f"{self.spec.name}: stopped while waiting") from exc
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # the bus is away (an election, a lost node): keep the message (heartbeats)
+                # and try again, spending no delivery
+                outage += 1
+                delay = backoff(outage)
+                report_transient(f"handler {self.spec.name}", exc, outage, delay)
+                if await self._stopped_within(delay):
+                    raise Interrupted(f"{self.spec.name}: stopped while the bus was away") from exc
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

@@ -24,6 +24,7 @@ from nats.js.errors import APIError, DigestMismatchError, NotFoundError
 
 from events import Event, decode, encode
 from events.streams import stream_for_subject
+from projections.transient import CALL_DEADLINE_S, retry_transient
 
 WRONG_LAST_SEQUENCE = 10071
 BATCH_DUPLICATE_ID = 10201
@@ -106,8 +107,13 @@ class EventStore:
         if expected_last_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
             headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_filter or subject
+        data = encode(event)
         try:
-            ack = await self.js.publish(subject, encode(event), headers=headers)
+            ack = await retry_transient(
+                lambda: self.js.publish(subject, data, headers=headers),
+                what=f"appending to {subject}",
+                deadline_s=CALL_DEADLINE_S,
+            )
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyConflict(
@@ -117,7 +123,15 @@ class EventStore:
         return int(ack.seq)
 
     async def append_many(self, events: Sequence[Event]) -> list[int]:
-        """Append unconditionally, pipelined (publish_async), each deduplicated by event id."""
+        """Append unconditionally, pipelined (publish_async), each deduplicated by event id;
+        a transient failure republishes them all (the ids drop the copies)."""
+        return await retry_transient(
+            lambda: self._append_many(events),
+            what=f"appending {len(events)} events",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _append_many(self, events: Sequence[Event]) -> list[int]:
         futures = []
         for event in events:
             futures.append(
@@ -146,6 +160,18 @@ class EventStore:
             raise ValueError(f"atomic batch of {len(events)} events exceeds {MAX_BATCH}")
         if len(events) == 1:
             return await self._append_single_or_dup(events[0], expected_last_seq, expected_filter)
+        return await retry_transient(
+            lambda: self._append_batch(events, expected_last_seq, expected_filter),
+            what=f"appending a batch of {len(events)} events",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _append_batch(
+        self,
+        events: Sequence[Event],
+        expected_last_seq: int | None,
+        expected_filter: str | None,
+    ) -> int | None:
         batch_id = uuid.uuid4().hex
         for index, event in enumerate(events, 1):
             headers = {
@@ -189,6 +215,13 @@ class EventStore:
 
     async def last_seq(self, stream: str, subject_filter: str = ">") -> int:
         """The sequence of the newest message on `subject_filter` (0 when there is none)."""
+        return await retry_transient(
+            lambda: self._last_seq(stream, subject_filter),
+            what=f"reading the end of {stream}",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _last_seq(self, stream: str, subject_filter: str) -> int:
         if subject_filter == ">":
             info = await self.js.stream_info(stream)
             return int(info.state.last_seq) if info.state.messages else 0
@@ -229,14 +262,18 @@ class EventStore:
                 return
         reader = _ChunkReader()
         config = _start_config(start_seq, start_time)
-        sub = await self.js.subscribe(
-            subject_filter,
-            stream=stream,
-            ordered_consumer=True,
-            config=config,
-            cb=reader.on_message,
-            pending_msgs_limit=2_000_000,
-            pending_bytes_limit=1 << 30,
+        sub = await retry_transient(
+            lambda: self.js.subscribe(
+                subject_filter,
+                stream=stream,
+                ordered_consumer=True,
+                config=config,
+                cb=reader.on_message,
+                pending_msgs_limit=2_000_000,
+                pending_bytes_limit=1 << 30,
+            ),
+            what=f"reading {stream}",
+            deadline_s=CALL_DEADLINE_S,
         )
         end_ns = _ns_ceiling(end_time) if end_time is not None else None
         try:

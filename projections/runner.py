@@ -22,6 +22,7 @@ from events import EventDecodeError, decode
 from projections.base import Projection
 from projections.eventstore import EventStore, RawRecord, StoredEvent
 from projections.tables import Table, Tables
+from projections.transient import backoff, is_transient, report_transient
 
 log = structlog.get_logger(__name__)
 
@@ -219,10 +220,22 @@ class ProjectionRunner:
     async def _guarded_follow(
         self, prepare: Callable[[ProjectionRunner], Awaitable[None]] | None = None
     ) -> None:
+        outage = 0
         try:
-            if prepare is not None:
-                await prepare(self)
-            await self.follow()
+            while True:
+                try:
+                    if prepare is not None and not self.position and not self._applied_seq:
+                        await prepare(self)
+                    await self.follow()
+                    return
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # the bus is away (a lost node, an election): follow again from here
+                    outage += 1
+                    delay = backoff(outage)
+                    report_transient(f"projection {self.projection.name}", exc, outage, delay)
+                    await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # re-raised to every waiter, never swallowed

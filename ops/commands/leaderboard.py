@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2) if args.json else render(config, rows))
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream
 
 
 def render(config: str, rows: list[dict[str, Any]]) -> str:

@@ -95,4 +95,4 @@ def run(args: argparse.Namespace) -> int:
         waiter.cancel()
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream
