@@ -106,6 +106,18 @@ def decode(data: bytes | str) -> Event:
     raise EventDecodeError(data, _summarise(error))
 
 
+def decode_on(subject: str, data: bytes | str) -> Event:
+    """Decode an event delivered on `subject`, refusing one that belongs on another subject
+    (a valid event published where its consumers would misread it)."""
+    event = decode(data)
+    expected = event.subject()
+    if expected != subject:
+        raise EventDecodeError(
+            data, f"a {event.type} event belongs on {expected!r}, not on {subject!r}"
+        )
+    return event
+
+
 def decode_python(payload: dict[str, Any]) -> Event:
     return decode(json.dumps(payload))
 

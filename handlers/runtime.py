@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from events import Event, EventDecodeError, HandlerFailed, Producer, decode, derive_event_id
+from events import Event, EventDecodeError, HandlerFailed, Producer, decode_on, derive_event_id
 from events.streams import LOG_STREAM
 from projections.eventstore import ConcurrencyConflict, EventStore
 from projections.transient import (
@@ -214,7 +214,7 @@ class HandlerRuntime:
         settled = False
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
-            event = decode(msg.data)
+            event = decode_on(msg.subject, msg.data)
             await self._handle_waiting(event)
             await self._ack(msg)
             settled = True
@@ -239,7 +239,7 @@ class HandlerRuntime:
             decoded: list[tuple[Msg, Event]] = []
             for msg in messages:
                 try:
-                    decoded.append((msg, decode(msg.data)))
+                    decoded.append((msg, decode_on(msg.subject, msg.data)))
                 except EventDecodeError as exc:
                     await self._settle_failure(msg, exc)
                     settled.add(id(msg))

@@ -364,15 +364,26 @@ def _before(record: RawRecord, stop_seq: int | None, end_ns: int | None) -> bool
     return end_ns is None or record.timestamp_ns <= end_ns
 
 
+READ_HEARTBEAT_S = 1.0  # an ordered read that hears nothing for 2-4 beats resumes (nats-py)
+
+
 def _start_config(start_seq: int, start_time: datetime | None) -> ConsumerConfig:
+    """Where an ordered read starts. Its idle heartbeat is short: when the consumer is lost
+    (its server died, an election), nats-py recreates it from the last sequence seen once
+    two heartbeats are missed, so a follower resumes within a few seconds."""
     if start_time is not None:
         return ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=start_time.astimezone(UTC),
+            idle_heartbeat=READ_HEARTBEAT_S,
         )
     if start_seq <= 1:
-        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL, idle_heartbeat=READ_HEARTBEAT_S)
+    return ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
+        idle_heartbeat=READ_HEARTBEAT_S,
+    )
 
 
 class _ChunkReader:

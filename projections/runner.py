@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-from events import EventDecodeError, decode
+from events import EventDecodeError, decode_on
 from projections.base import Projection
 from projections.eventstore import EventStore, RawRecord, StoredEvent
 from projections.tables import Table, Tables
@@ -271,7 +271,12 @@ class ProjectionRunner:
     # ------------------------------------------------------------ applying
 
     async def _apply_chunk(self, chunk: list[RawRecord]) -> None:
-        """Fold a chunk; persist when caught up, or every PERSIST_EVERY events while behind."""
+        """Fold a chunk; persist when caught up, or every PERSIST_EVERY events while behind.
+        A message at or before the position (a read resumed after a lost server) is skipped."""
+        if chunk[0].seq <= self._applied_seq:
+            chunk = [record for record in chunk if record.seq > self._applied_seq]
+            if not chunk:
+                return
         self._skipped += self._fold_chunk(chunk)
         self._unpersisted += len(chunk)
         self._applied_seq = chunk[-1].seq
@@ -296,7 +301,7 @@ class ProjectionRunner:
             if not projection.accepts(record.subject):
                 continue
             try:
-                event = decode(record.data)
+                event = decode_on(record.subject, record.data)
             except EventDecodeError as exc:
                 skipped.append(
                     {

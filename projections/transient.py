@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import nats.errors
 import structlog
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +36,7 @@ TRANSIENT_NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
     nats.errors.FlushTimeoutError,
+    NoStreamResponseError,  # a publish answered empty: the stream is between leaders
     TimeoutError,
     ConnectionError,
 )
@@ -43,6 +44,8 @@ TRANSIENT_NATS_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is the bus being briefly unavailable (worth retrying as it is)."""
+    if isinstance(exc, ServiceUnavailableError):  # a 503 status: raised with no code set
+        return True
     if isinstance(exc, APIError):
         return exc.code == 503 or exc.err_code in TRANSIENT_ERR_CODES
     return isinstance(exc, TRANSIENT_NATS_ERRORS)
