@@ -24,7 +24,6 @@ from events import Event, EventDecodeError, HandlerFailed, Producer, decode_on, 
 from events.streams import LOG_STREAM
 from projections.eventstore import ConcurrencyConflict, EventStore
 from projections.transient import (
-    CALL_DEADLINE_S,
     backoff,
     is_transient,
     report_transient,
@@ -271,13 +270,21 @@ class HandlerRuntime:
                     await _quietly(msg.nak())
 
     async def _ack(self, msg: Msg) -> None:
-        """Acknowledge, riding out an election; an ack that never lands is a redelivery,
-        whose outputs carry the same ids (dropped as duplicates)."""
-        await retry_transient(
-            msg.ack_sync,
-            what=f"handler {self.spec.name}: acknowledging",
-            deadline_s=CALL_DEADLINE_S,
-        )
+        """Acknowledge and wait for the server's confirmation. An unconfirmed ack (the bus
+        went away) is not retried: a server that restarted never answers an ack of a
+        delivery it no longer tracks. If it was lost, the input is redelivered and its
+        outputs, carrying the same ids, are dropped as duplicates or decided as done."""
+        try:
+            await msg.ack_sync()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "handler_ack_unconfirmed",
+                handler=self.spec.name,
+                seq=msg.metadata.sequence.stream,
+                message=f"ack unconfirmed ({type(exc).__name__}); a redelivery is harmless",
+            )
 
     async def _settle_failure(self, msg: Msg, exc: Exception) -> None:
         """Settle, never failing the runtime: a bus that is away leaves the message to be

@@ -193,7 +193,7 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
 
     server = EmbeddedServer(
         settings.nats_store_dir,
-        port=settings.nats.port,
+        port=settings.nats.port or previous_port(settings),
         sync_always=settings.nats.sync_interval == "always",
         die_with_parent=True,
     )
@@ -218,6 +218,22 @@ async def restart_embedded(settings: Settings, server: EmbeddedServer) -> float:
         record(settings.state_dir, "nats-server", server.pid)
     url_file(settings).write_text(server.url)
     return time.monotonic() - began
+
+
+def previous_port(settings: Settings) -> int:
+    """The port an earlier server of this state folder used, if it is free now (so clients
+    and children of a killed `up` find the rerun's server at the same URL); else 0."""
+    try:
+        port = int(url_file(settings).read_text().strip().rpartition(":")[2])
+    except (OSError, ValueError):
+        return 0
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def stop_embedded(settings: Settings, server: EmbeddedServer) -> None:
