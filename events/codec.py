@@ -79,10 +79,17 @@ def encode(event: Event) -> bytes:
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
     """Apply upcasters until the payload reaches its current version."""
     key = (payload.get("type"), payload.get("version"))
-    while key in UPCASTERS:
+    while _upcastable(key):
         payload = UPCASTERS[key](payload)  # type: ignore[index]
         key = (payload.get("type"), payload.get("version"))
     return payload
+
+
+def _upcastable(key: tuple[Any, Any]) -> bool:
+    try:
+        return key in UPCASTERS
+    except TypeError:  # a type or version that is a list or object: nothing to upcast
+        return False
 
 
 def decode(data: bytes | str) -> Event:

@@ -411,13 +411,37 @@ class HandlerRuntime:
         if result is None:
             return
         if isinstance(result, Append):
-            await self.store.append_atomic(
-                result.events,
-                expected_last_seq=result.expected_last_seq,
-                expected_filter=result.expected_filter,
-            )
+            await self._append_conditional(result)
         elif result:
             await self.store.append_many(list(result))
+
+    async def _append_conditional(self, result: Append) -> None:
+        """Append atomically; a conflict caused only by junk on the filter (messages no view
+        can decode, e.g. published by a stray client) does not change the decision, so the
+        append is retried expecting the junk's sequence instead."""
+        expected = result.expected_last_seq
+        while True:
+            try:
+                await self.store.append_atomic(
+                    result.events,
+                    expected_last_seq=expected,
+                    expected_filter=result.expected_filter,
+                )
+                return
+            except ConcurrencyConflict as conflict:
+                if expected is None or not result.events:
+                    raise
+                subject_filter = result.expected_filter or result.events[0].subject()
+                junk_until = await self.store.junk_after(subject_filter, expected)
+                if junk_until is None:
+                    raise conflict from None
+                log.warning(
+                    "handler_junk_skipped",
+                    handler=self.spec.name,
+                    message=f"undecodable messages on {subject_filter} after {expected} "
+                    f"up to {junk_until} ignored for the conditional append",
+                )
+                expected = junk_until
 
     async def _heartbeat(self, msg: Msg) -> None:
         """Tell JetStream the message is still being worked on (long training, evaluation)."""

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectInfo, ObjectMeta, ObjectMetaOptions
 from nats.js.errors import APIError, DigestMismatchError, NotFoundError
 
-from events import Event, decode, encode
+from events import Event, decode, decode_on, encode
 from events.streams import stream_for_subject
 from projections.transient import CALL_DEADLINE_S, retry_transient
 
@@ -230,6 +230,21 @@ class EventStore:
         except NotFoundError:
             return 0
         return int(msg.seq or 0)
+
+    async def junk_after(self, subject_filter: str, after_seq: int) -> int | None:
+        """The last sequence on `subject_filter` if every message after `after_seq` on it is
+        junk (undecodable there, so no view folds it); None if any is a real event."""
+        stream = stream_for_subject(subject_filter.replace("*", "x").replace(">", "x"))
+        last = after_seq
+        async for chunk in self.read_raw(stream, subject_filter, start_seq=after_seq + 1):
+            for record in chunk:
+                try:
+                    decode_on(record.subject, record.data)
+                except ValueError:
+                    last = record.seq
+                    continue
+                return None
+        return last if last > after_seq else None
 
     async def get(self, stream: str, seq: int) -> RawRecord:
         msg = await self.js.get_msg(stream, seq)
