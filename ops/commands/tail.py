@@ -91,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         task = asyncio.create_task(follow())
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
         waiter.cancel()
+        if task.done():
+            task.result()  # the reader's error (e.g. no such stream) is the command's
+        task.cancel()
         return 0
 
     return run_with_app(args, body, setup=False)  # read-only: never changes a stream
