@@ -24,6 +24,8 @@ from ops.processes import die_with_parent, forget, record
 
 log = structlog.get_logger(__name__)
 
+RESTART_WINDOW_S = 60.0  # a child that ran this long before dying starts a fresh restart budget
+
 BUS_FLAGS = {
     "state_dir": "--state-dir",
     "settings": "--settings",
@@ -108,6 +110,8 @@ class Children:
                 process = child.process
                 if process is None or process.poll() is None or self._stopping:
                     continue
+                if time.monotonic() - child.started_at > RESTART_WINDOW_S:
+                    child.restarts = 0  # it ran a good while: an isolated crash
                 if child.restarts >= self.max_restarts:
                     log.error("child_given_up", handler=child.name, returncode=process.returncode)
                     child.process = None

@@ -47,7 +47,9 @@ async def test_setup_raises_never_lowers_unasked(cluster: LoopbackCluster) -> No
 
 
 def test_read_only_commands_keep_r3_and_status_shows_health(
-    cluster: LoopbackCluster, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+    cluster: LoopbackCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     state = str(tmp_path_factory.mktemp("state"))
     base = ["--nats", cluster.url, "--state-dir", state]
