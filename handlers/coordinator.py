@@ -117,6 +117,7 @@ class LeaseClient:
 
     def __init__(self, store: EventStore, bucket: str = LEASES_BUCKET) -> None:
         self.js = store.js
+        self.nc = store.nc
         self.bucket = bucket
         self.stream = f"KV_{bucket}"
 
@@ -197,7 +198,7 @@ class LeaseClient:
 
     async def server_now(self) -> datetime:
         """The server's clock: the time stamp of a stream-info answer."""
-        reply = await self.js._nc.request(f"$JS.API.STREAM.INFO.{self.stream}", b"", timeout=5)
+        reply = await self.nc.request(f"$JS.API.STREAM.INFO.{self.stream}", b"", timeout=5)
         stamp = str(json.loads(reply.data)["ts"])
         whole, _, fraction = stamp.rstrip("Z").partition(".")
         return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
