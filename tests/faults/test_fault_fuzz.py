@@ -192,5 +192,6 @@ async def test_fuzzed_messages_are_dead_lettered_and_change_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 async def test_ten_thousand_fuzzed_messages(app: App, everything: list[HandlerRuntime]) -> None:
     await fuzz(app, everything, 10_000, seed=2)

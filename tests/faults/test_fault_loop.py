@@ -33,7 +33,7 @@ from ops.cluster import LoopbackCluster
 from ops.settings import load_settings
 from ops.wiring import PROJECTIONS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def start_up(state: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
