@@ -48,7 +48,7 @@ from handlers.settings import LoopSettings
 from projections.eventstore import WRONG_LAST_SEQUENCE, EventStore
 from projections.pipeline import task as task_row
 from projections.tables import Tables
-from projections.transient import retry_transient
+from projections.transient import CALL_DEADLINE_S, retry_transient
 
 NAME = "coordinator"
 
@@ -130,10 +130,15 @@ class LeaseClient:
         return (0, None) if msg is None else self._parse(msg)
 
     async def _last(self, key: str) -> RawStreamMsg | None:
-        try:
-            return await self.js.get_last_msg(self.stream, self.subject(key))
-        except NotFoundError:
-            return None
+        """The key's last message (None: never written), riding out an election."""
+
+        async def get() -> RawStreamMsg | None:
+            try:
+                return await self.js.get_last_msg(self.stream, self.subject(key))
+            except NotFoundError:
+                return None
+
+        return await retry_transient(get, what=f"reading lease {key!r}", deadline_s=CALL_DEADLINE_S)
 
     @staticmethod
     def _parse(msg: RawStreamMsg) -> tuple[int, Holder | None]:
