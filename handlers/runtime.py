@@ -244,9 +244,9 @@ class HandlerRuntime:
                     settled.add(id(msg))
             if not decoded:
                 return
-            if self.spec.refresh is not None:
-                await self.spec.refresh()
             try:
+                if self.spec.refresh is not None:
+                    await self.spec.refresh()
                 outcomes = await self.spec.handle_batch([event for _, event in decoded])
             except Exception as exc:  # the batch as a whole failed: every message shares it
                 outcomes = [exc] * len(decoded)
