@@ -2,7 +2,7 @@
 
 from events.catalogue import *  # noqa: F403
 from events.catalogue import EVENT_TYPES
-from events.codec import EventDecodeError, decode, encode, upcast
+from events.codec import EventDecodeError, decode, decode_on, encode, upcast
 from events.envelope import (
     ConfigName,
     Event,
@@ -18,6 +18,7 @@ __all__ = [
     "ConfigName",
     "Event",
     "EventDecodeError",
+    "decode_on",
     "GAMES_STREAM",
     "LEASES_BUCKET",
     "LOG_STREAM",

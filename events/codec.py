@@ -79,10 +79,17 @@ def encode(event: Event) -> bytes:
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
     """Apply upcasters until the payload reaches its current version."""
     key = (payload.get("type"), payload.get("version"))
-    while key in UPCASTERS:
+    while _upcastable(key):
         payload = UPCASTERS[key](payload)  # type: ignore[index]
         key = (payload.get("type"), payload.get("version"))
     return payload
+
+
+def _upcastable(key: tuple[Any, Any]) -> bool:
+    try:
+        return key in UPCASTERS
+    except TypeError:  # a type or version that is a list or object: nothing to upcast
+        return False
 
 
 def decode(data: bytes | str) -> Event:
@@ -104,6 +111,18 @@ def decode(data: bytes | str) -> Event:
         except ValidationError as exc:
             error = exc
     raise EventDecodeError(data, _summarise(error))
+
+
+def decode_on(subject: str, data: bytes | str) -> Event:
+    """Decode an event delivered on `subject`, refusing one that belongs on another subject
+    (a valid event published where its consumers would misread it)."""
+    event = decode(data)
+    expected = event.subject()
+    if expected != subject:
+        raise EventDecodeError(
+            data, f"a {event.type} event belongs on {expected!r}, not on {subject!r}"
+        )
+    return event
 
 
 def decode_python(payload: dict[str, Any]) -> Event:

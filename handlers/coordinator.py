@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import psutil
 import structlog
 from nats.errors import Error as NatsError
+from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
 
 from events import (
@@ -46,6 +48,7 @@ from handlers.settings import LoopSettings
 from projections.eventstore import WRONG_LAST_SEQUENCE, EventStore
 from projections.pipeline import task as task_row
 from projections.tables import Tables
+from projections.transient import CALL_DEADLINE_S, retry_transient
 
 NAME = "coordinator"
 
@@ -114,6 +117,7 @@ class LeaseClient:
 
     def __init__(self, store: EventStore, bucket: str = LEASES_BUCKET) -> None:
         self.js = store.js
+        self.nc = store.nc
         self.bucket = bucket
         self.stream = f"KV_{bucket}"
 
@@ -122,10 +126,22 @@ class LeaseClient:
 
     async def read(self, key: str) -> tuple[int, Holder | None]:
         """(last sequence on the key, the live holder or None when the key is free)."""
-        try:
-            msg = await self.js.get_last_msg(self.stream, self.subject(key))
-        except NotFoundError:
-            return 0, None
+        msg = await self._last(key)
+        return (0, None) if msg is None else self._parse(msg)
+
+    async def _last(self, key: str) -> RawStreamMsg | None:
+        """The key's last message (None: never written), riding out an election."""
+
+        async def get() -> RawStreamMsg | None:
+            try:
+                return await self.js.get_last_msg(self.stream, self.subject(key))
+            except NotFoundError:
+                return None
+
+        return await retry_transient(get, what=f"reading lease {key!r}", deadline_s=CALL_DEADLINE_S)
+
+    @staticmethod
+    def _parse(msg: RawStreamMsg) -> tuple[int, Holder | None]:
         headers = msg.headers or {}
         if "Nats-Marker-Reason" in headers or headers.get("KV-Operation") in ("DEL", "PURGE"):
             return int(msg.seq or 0), None
@@ -141,6 +157,56 @@ class LeaseClient:
         except LeaseLost:
             return None  # another acquirer won the race
         return Lease(key, token, holder, ttl_s)
+
+    async def acquire_or_take_over(self, key: str, holder: Holder, ttl_s: float) -> Lease | None:
+        """Take the key if free or stale (None when a live holder has it).
+
+        Stale: the holder's process is gone (same host, by pid), or its last write is older
+        than its TTL by the server's clock (the TTL itself cannot run while no server does).
+        The takeover is conditional on the stale revision (fencing): the old holder's next
+        renewal then finds the key moved on (LeaseLost), and of two racing takers one wins.
+        """
+        lease = await self.acquire(key, holder, ttl_s)
+        if lease is not None:
+            return lease
+        msg = await self._last(key)
+        if msg is None:
+            return None
+        seq, current = self._parse(msg)
+        if current is None:
+            return None  # freed meanwhile; the caller's next try takes it
+        reason = await self.stale_reason(current, msg, ttl_s)
+        if reason is None:
+            return None
+        try:
+            token = await self._publish(key, holder, expected=seq, ttl_s=ttl_s)
+        except LeaseLost:
+            return None
+        log.warning(
+            "lease_taken_over",
+            key=key,
+            message=f"took over lease {key!r} of {current.describe()}: {reason}",
+        )
+        return Lease(key, token, holder, ttl_s)
+
+    async def stale_reason(self, current: Holder, msg: RawStreamMsg, ttl_s: float) -> str | None:
+        """Why a held lease is stale (None: its holder may be alive)."""
+        if process_gone(current):
+            return f"process {current.pid} on {current.host} is gone"
+        written = msg.time
+        if written is None:
+            return None
+        age = (await self.server_now() - written).total_seconds()
+        if age > ttl_s:
+            return f"its last renewal is {age:.1f}s old by the server's clock (TTL {ttl_s:g}s)"
+        return None
+
+    async def server_now(self) -> datetime:
+        """The server's clock: the time stamp of a stream-info answer."""
+        reply = await self.nc.request(f"$JS.API.STREAM.INFO.{self.stream}", b"", timeout=5)
+        stamp = str(json.loads(reply.data)["ts"])
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
 
     async def renew(self, lease: Lease) -> Lease:
         """Extend the TTL; the new revision is the new (larger) fencing token.
@@ -302,14 +368,27 @@ class KeptLease:
 
 async def acquire_loop_lease(store: EventStore, settings: LoopSettings) -> KeptLease:
     """The one-improvement-loop-per-cluster lease, renewing in the background until
-    `release()`; raises LoopAlreadyRunning naming the holder (host, pid, since).
+    `release()`. A stale lease (its holder's process is gone, or its last renewal is older
+    than the TTL by the server's clock) is taken over; a live one raises LoopAlreadyRunning
+    naming the holder (host, pid, since).
     """
     leases = LeaseClient(store)
     ttl = settings.tasks.loop_lease_ttl_s
-    lease = await leases.acquire(LOOP_KEY, Holder.current(), ttl)
+    holder = Holder.current()
+    lease = await retry_transient(
+        lambda: leases.acquire_or_take_over(LOOP_KEY, holder, ttl), what="taking the loop lease"
+    )
     if lease is None:
         raise LoopAlreadyRunning((await leases.read(LOOP_KEY))[1], ttl)
     return KeptLease(leases, lease, min(settings.tasks.renew_every_s, ttl / 3)).start()
+
+
+def process_gone(holder: Holder) -> bool:
+    """Whether the holder is a process of this host that no longer runs (a pid another
+    host wrote cannot be checked here)."""
+    if holder.host != socket.gethostname() or holder.pid == os.getpid():
+        return False
+    return not psutil.pid_exists(holder.pid)
 
 
 class LeaseStillHeld(Waiting):

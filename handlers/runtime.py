@@ -21,9 +21,15 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from events import Event, EventDecodeError, HandlerFailed, Producer, decode, derive_event_id
+from events import Event, EventDecodeError, HandlerFailed, Producer, decode_on, derive_event_id
 from events.streams import LOG_STREAM
 from projections.eventstore import ConcurrencyConflict, EventStore
+from projections.transient import (
+    backoff,
+    is_transient,
+    report_transient,
+    retry_transient,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -176,15 +182,32 @@ class HandlerRuntime:
             await self.store.js.add_consumer(spec.stream, config)
 
     async def run(self) -> None:
-        await self.ensure_consumer()
-        sub = await self.store.js.pull_subscribe_bind(durable=self.durable, stream=self.spec.stream)
+        what = f"handler {self.spec.name}: starting its consumer"
+        await retry_transient(self.ensure_consumer, what=what)
+        sub = await retry_transient(
+            lambda: self.store.js.pull_subscribe_bind(
+                durable=self.durable, stream=self.spec.stream
+            ),
+            what=what,
+        )
         log.info("handler_started", handler=self.spec.name, subjects=self.spec.subjects)
+        outage = 0  # fetches in a row that failed transiently (a lost node, an election)
         try:
             while not self._stopping.is_set():
                 try:
                     messages = await sub.fetch(self.spec.batch, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
+                    outage = 0
                     continue  # nats-py 2.16 raises either when no message arrives
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    outage += 1
+                    delay = backoff(outage)
+                    report_transient(f"handler {self.spec.name}: fetching", exc, outage, delay)
+                    await self._stopped_within(delay)
+                    continue
+                outage = 0
                 if self.spec.handle_batch is not None and len(messages) > 1:
                     await self.process_batch(messages)
                     continue
@@ -202,9 +225,9 @@ class HandlerRuntime:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         started = time.monotonic()
         try:
-            event = decode(msg.data)
+            event = decode_on(msg.subject, msg.data)
             await self._handle_waiting(event)
-            await msg.ack_sync()
+            await self._ack(msg)
             settled = True
             self.processed += 1
             _observe(self.spec.name, "acked", started)
@@ -230,15 +253,15 @@ class HandlerRuntime:
             decoded: list[tuple[Msg, Event]] = []
             for msg in messages:
                 try:
-                    decoded.append((msg, decode(msg.data)))
+                    decoded.append((msg, decode_on(msg.subject, msg.data)))
                 except EventDecodeError as exc:
                     await self._settle_failure(msg, exc)
                     settled.add(id(msg))
             if not decoded:
                 return
-            if self.spec.refresh is not None:
-                await self.spec.refresh()
             try:
+                if self.spec.refresh is not None:
+                    await self.spec.refresh()
                 outcomes = await self.spec.handle_batch([event for _, event in decoded])
             except Exception as exc:  # the batch as a whole failed: every message shares it
                 outcomes = [exc] * len(decoded)
@@ -247,7 +270,7 @@ class HandlerRuntime:
                     if isinstance(outcome, Exception):
                         raise outcome
                     await self._append(outcome)
-                    await msg.ack_sync()
+                    await self._ack(msg)
                     self.processed += 1
                     _observe(self.spec.name, "acked", started)
                 except asyncio.CancelledError:
@@ -263,10 +286,48 @@ class HandlerRuntime:
                 if id(msg) not in settled:
                     await _quietly(msg.nak())
 
+    async def _ack(self, msg: Msg) -> None:
+        """Acknowledge and wait for the server's confirmation. An unconfirmed ack (the bus
+        went away) is not retried: a server that restarted never answers an ack of a
+        delivery it no longer tracks. If it was lost, the input is redelivered and its
+        outputs, carrying the same ids, are dropped as duplicates or decided as done."""
+        try:
+            await msg.ack_sync()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "handler_ack_unconfirmed",
+                handler=self.spec.name,
+                seq=msg.metadata.sequence.stream,
+                message=f"ack unconfirmed ({type(exc).__name__}); a redelivery is harmless",
+            )
+
     async def _settle_failure(self, msg: Msg, exc: Exception) -> None:
+        """Settle, never failing the runtime: a bus that is away leaves the message to be
+        redelivered after ack_wait (see _settle)."""
+        try:
+            await self._settle(msg, exc)
+        except Exception as failure:
+            if not is_transient(failure):
+                raise
+            log.warning(
+                "handler_settle_deferred",
+                handler=self.spec.name,
+                seq=msg.metadata.sequence.stream,
+                message=f"bus unavailable while settling ({failure!r}); it will be redelivered",
+            )
+
+    async def _settle(self, msg: Msg, exc: Exception) -> None:
         """The acknowledgement an error earns: poison is dead-lettered, an interrupted input
-        nak'ed at once, anything else retried with a growing delay, then dead-lettered."""
+        nak'ed at once, the bus being away retried later without dead-lettering, anything
+        else retried with a growing delay, then dead-lettered."""
         deliveries = msg.metadata.num_delivered or 1
+        if is_transient(exc):
+            delay = backoff(deliveries)
+            report_transient(f"handler {self.spec.name}", exc, deliveries, delay)
+            await msg.nak(delay=delay)
+            return
         if isinstance(exc, EventDecodeError | ValueError):
             await self._dead_letter(msg, exc, deliveries)
             await msg.term()
@@ -299,6 +360,7 @@ class HandlerRuntime:
     async def _handle_waiting(self, event: Event) -> None:
         """Handle; with `wait_in_place`, a Waiting handler is asked again after each delay."""
         looks = 0
+        outage = 0
         while True:
             try:
                 return await self._handle_and_append(event)
@@ -318,6 +380,16 @@ class HandlerRuntime:
                 )
                 if await self._stopped_within(delay):
                     raise Interrupted(f"{self.spec.name}: stopped while waiting") from exc
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # the bus is away (an election, a lost node): keep the message (heartbeats)
+                # and try again, spending no delivery
+                outage += 1
+                delay = backoff(outage)
+                report_transient(f"handler {self.spec.name}", exc, outage, delay)
+                if await self._stopped_within(delay):
+                    raise Interrupted(f"{self.spec.name}: stopped while the bus was away") from exc
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
@@ -356,13 +428,37 @@ class HandlerRuntime:
         if result is None:
             return
         if isinstance(result, Append):
-            await self.store.append_atomic(
-                result.events,
-                expected_last_seq=result.expected_last_seq,
-                expected_filter=result.expected_filter,
-            )
+            await self._append_conditional(result)
         elif result:
             await self.store.append_many(list(result))
+
+    async def _append_conditional(self, result: Append) -> None:
+        """Append atomically; a conflict caused only by junk on the filter (messages no view
+        can decode, e.g. published by a stray client) does not change the decision, so the
+        append is retried expecting the junk's sequence instead."""
+        expected = result.expected_last_seq
+        while True:
+            try:
+                await self.store.append_atomic(
+                    result.events,
+                    expected_last_seq=expected,
+                    expected_filter=result.expected_filter,
+                )
+                return
+            except ConcurrencyConflict as conflict:
+                if expected is None or not result.events:
+                    raise
+                subject_filter = result.expected_filter or result.events[0].subject()
+                junk_until = await self.store.junk_after(subject_filter, expected)
+                if junk_until is None:
+                    raise conflict from None
+                log.warning(
+                    "handler_junk_skipped",
+                    handler=self.spec.name,
+                    message=f"undecodable messages on {subject_filter} after {expected} "
+                    f"up to {junk_until} ignored for the conditional append",
+                )
+                expected = junk_until
 
     async def _heartbeat(self, msg: Msg) -> None:
         """Tell JetStream the message is still being worked on (long training, evaluation)."""

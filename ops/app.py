@@ -7,6 +7,7 @@ import fcntl
 import functools
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,7 @@ class App:
     nc: Client
     store: EventStore
     server: EmbeddedServer | None = None
+    url: str = ""  # the URL(s) this process connected to: what its children are given
 
     def __post_init__(self) -> None:
         self.runners: dict[str, ProjectionRunner] = {}
@@ -98,8 +100,13 @@ class App:
     # ------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, settings: Settings, *, start_server: bool = True) -> App:
-        """Connect to --nats, else to this state folder's running server, else start one."""
+    async def open(
+        cls, settings: Settings, *, start_server: bool = True, setup: bool = True
+    ) -> App:
+        """Connect to --nats, else to this state folder's running server, else start one.
+
+        `setup` creates or updates the streams and buckets (read-only commands pass False:
+        they never create or change one)."""
         server = None
         url = settings.nats.url or await running_embedded_url(settings)
         if url is None:
@@ -108,30 +115,29 @@ class App:
                     f"no NATS URL given and no ringloop server running for {settings.state_dir}; "
                     "start one with `ringloop up` or pass --nats nats://host:port"
                 )
-            server = EmbeddedServer(
-                settings.nats_store_dir,
-                port=settings.nats.port,
-                sync_always=settings.nats.sync_interval == "always",
-            )
-            await asyncio.to_thread(server.start)
+            server = await start_embedded(settings)
             url = server.url
-            url_file(settings).write_text(url)
         try:
             nc = await connect(settings.nats, url)
-            await ensure_streams(nc.jetstream(), settings.streams, replicas=settings.nats.replicas)
+            if setup:
+                await ensure_streams(
+                    nc.jetstream(),
+                    settings.streams,
+                    replicas=settings.nats.replicas,
+                    lower_replicas=settings.nats.lower_replicas,
+                )
         except BaseException:
             if server is not None:
-                server.stop()
+                stop_embedded(settings, server)
             raise
-        return cls(settings, nc, EventStore(nc), server)
+        return cls(settings, nc, EventStore(nc), server, url)
 
     async def close(self) -> None:
         for runner in self.runners.values():
             await runner.stop()
         await self.nc.drain()
         if self.server is not None:
-            await self.server.astop()
-            url_file(self.settings).unlink(missing_ok=True)
+            await asyncio.to_thread(stop_embedded, self.settings, self.server)
 
     # ------------------------------------------------------------ read models
 
@@ -176,6 +182,74 @@ class App:
                 fresh = not runner.position and in_memory(runner.db)
                 use_snapshot = fresh and self.settings.snapshots.enabled
                 runner.start(functools.partial(start_view, use_snapshot=use_snapshot))
+
+
+async def start_embedded(settings: Settings) -> EmbeddedServer:
+    """Start this state folder's server, dying with this process, and announce its URL.
+
+    Spawned from the event loop's thread (the one whose death signals it: PR_SET_PDEATHSIG
+    follows the thread), recorded for a rerun to end if this process is killed."""
+    from ops.processes import record
+
+    server = EmbeddedServer(
+        settings.nats_store_dir,
+        port=settings.nats.port or previous_port(settings),
+        sync_always=settings.nats.sync_interval == "always",
+        die_with_parent=True,
+    )
+    server.spawn()
+    await asyncio.to_thread(server.wait_ready)
+    if server.pid is not None:
+        record(settings.state_dir, "nats-server", server.pid)
+    url_file(settings).write_text(server.url)
+    return server
+
+
+async def restart_embedded(settings: Settings, server: EmbeddedServer) -> float:
+    """Start a server that died again on its port and store; returns the seconds it took."""
+    from ops.processes import forget, record
+
+    began = time.monotonic()
+    if server.pid is not None:
+        forget(settings.state_dir, "nats-server", server.pid)
+    server.spawn()
+    await asyncio.to_thread(server.wait_ready)
+    if server.pid is not None:
+        record(settings.state_dir, "nats-server", server.pid)
+    url_file(settings).write_text(server.url)
+    return time.monotonic() - began
+
+
+def previous_port(settings: Settings) -> int:
+    """The port an earlier server of this state folder used, if it is free now (so clients
+    and children of a killed `up` find the rerun's server at the same URL); else 0."""
+    try:
+        port = int(url_file(settings).read_text().strip().rpartition(":")[2])
+    except (OSError, ValueError):
+        return 0
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+def stop_embedded(settings: Settings, server: EmbeddedServer) -> None:
+    """Stop our server; its nats.url goes only if it still names this server."""
+    from ops.processes import forget
+
+    pid = server.pid
+    server.stop()
+    if pid is not None:
+        forget(settings.state_dir, "nats-server", pid)
+    path = url_file(settings)
+    try:
+        if path.read_text().strip() == server.url:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 async def running_embedded_url(settings: Settings) -> str | None:

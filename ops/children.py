@@ -15,10 +15,16 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import psutil
 import structlog
 
+from ops.processes import die_with_parent, forget, record
+
 log = structlog.get_logger(__name__)
+
+RESTART_WINDOW_S = 60.0  # a child that ran this long before dying starts a fresh restart budget
 
 BUS_FLAGS = {
     "state_dir": "--state-dir",
@@ -58,7 +64,14 @@ class Child:
 class Children:
     """Starts, watches (restarting a crashed child a few times) and stops child handlers."""
 
-    def __init__(self, names: list[str], common: list[str], *, max_restarts: int = 5) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        common: list[str],
+        *,
+        max_restarts: int = 5,
+        state_dir: Path | None = None,
+    ) -> None:
         env = {**os.environ}
         env.setdefault("OMP_NUM_THREADS", "1")  # one core each; no spinning thread pools
         self.env = env
@@ -66,6 +79,7 @@ class Children:
         self.children = [
             Child(name, [sys.executable, "-m", "ops", "run", name, *common]) for name in names
         ]
+        self.state_dir = state_dir  # where each child is recorded (see ops.processes)
         self._stopping = False
 
     def start(self) -> None:
@@ -73,8 +87,20 @@ class Children:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self.env)
+        """Start a child that dies with this process (and is recorded for a rerun to end)."""
+        if child.process is not None and self.state_dir is not None:
+            forget(self.state_dir, child.name, child.process.pid)
+        child.process = subprocess.Popen(
+            child.argv,
+            env=self.env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+        )
         child.started_at = time.monotonic()
+        if self.state_dir is not None:
+            try:
+                record(self.state_dir, child.name, child.process.pid)
+            except psutil.Error:  # it died at once; supervise() restarts it
+                pass
         log.info("child_started", handler=child.name, pid=child.process.pid)
 
     async def supervise(self) -> None:
@@ -84,6 +110,8 @@ class Children:
                 process = child.process
                 if process is None or process.poll() is None or self._stopping:
                     continue
+                if time.monotonic() - child.started_at > RESTART_WINDOW_S:
+                    child.restarts = 0  # it ran a good while: an isolated crash
                 if child.restarts >= self.max_restarts:
                     log.error("child_given_up", handler=child.name, returncode=process.returncode)
                     child.process = None
@@ -108,3 +136,7 @@ class Children:
                 log.warning("child_killed", pid=process.pid)
                 process.kill()
                 await asyncio.to_thread(process.wait)
+        if self.state_dir is not None:
+            for child in self.children:
+                if child.process is not None:
+                    forget(self.state_dir, child.name, child.process.pid)

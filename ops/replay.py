@@ -44,7 +44,9 @@ def live_state(db_path: Path | str, name: str) -> tuple[int, Tables]:
     db = open_db(db_path)
     with db.atomic():  # one read transaction: rows and checkpoint agree
         position = checkpoint(db, name)
-        state = load_state(db, _projection(name))
+        projection = _projection(name)
+        # never folded here: the fold's initial state (its tables may not exist yet)
+        state = load_state(db, projection) if position else projection.initial()
     return position, state
 
 

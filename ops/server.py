@@ -40,11 +40,27 @@ def free_port() -> int:
 class EmbeddedServer:
     """A nats-server child process on 127.0.0.1 with JetStream and a file store."""
 
-    def __init__(self, store_dir: Path, *, port: int = 0, sync_always: bool = False) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int = 0,
+        sync_always: bool = False,
+        die_with_parent: bool = False,
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.sync_always = sync_always
+        self.die_with_parent = die_with_parent  # SIGTERM it if this thread's process dies
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def exited(self) -> int | None:
+        """The exit code once the server died on its own (None while it runs or was stopped)."""
+        return self._process.poll() if self._process is not None else None
 
     @property
     def url(self) -> str:
@@ -61,6 +77,13 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the server and block until it accepts clients."""
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process (from the thread whose death should end it: see die_with_parent)."""
+        from ops.processes import die_with_parent
+
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir / "nats-server.conf"
         config.write_text(self._config_text())
@@ -70,12 +93,12 @@ class EmbeddedServer:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         log_file.close()
-        self._wait_ready(timeout)
-        log.info("nats_server_started", url=self.url, store=str(self.store_dir))
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Block until the spawned server accepts clients."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -86,6 +109,7 @@ class EmbeddedServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     if sock.recv(4096).startswith(b"INFO"):
+                        log.info("nats_server_started", url=self.url, store=str(self.store_dir))
                         return
             except OSError:
                 time.sleep(0.05)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from handlers.settings import LoopSettings, SnapshotSettings
 from ops.watch_settings import DashboardSettings, MetricsSettings
@@ -16,12 +24,36 @@ class SettingsError(ValueError):
     """Bad settings: the message names the field and quotes the value."""
 
 
+URL_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def parse_servers(text: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` (or bare `host:port`) as a list of URLs; a bad one
+    raises ValueError quoting it."""
+    servers = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            raise ValueError(f"empty URL in {text!r}")
+        url = part if "://" in part else f"nats://{part}"
+        parsed = urlsplit(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if parsed.scheme not in URL_SCHEMES or not parsed.hostname or port == -1:
+            raise ValueError(f"not a NATS URL: {part!r} (expected nats://host:port)")
+        servers.append(url)
+    return servers
+
+
 class NatsSettings(BaseModel):
     """How to reach NATS. No URL means: start the embedded nats-server."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str | None = None
+    url: str | None = Field(
+        default=None, description="one URL or several, comma-separated (a cluster's seeds)"
+    )
     port: int = Field(default=0, ge=0, le=65535, description="embedded server port; 0 = free")
     user: str | None = None
     password: str | None = None
@@ -31,11 +63,28 @@ class NatsSettings(BaseModel):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    replicas: int = Field(default=1, ge=1, le=5)
+    replicas: int | None = Field(
+        default=None, ge=1, le=5, description="stream replicas; unset keeps what exists (new: 1)"
+    )
+    lower_replicas: bool = Field(
+        default=False, description="allow setup to lower an existing stream's replica count"
+    )
     sync_interval: Literal["default", "always"] = Field(
         default="default",
         description="embedded server fsync policy: 'always' fsyncs every append (~3x slower)",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _check_urls(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_servers(value)
+        return value
+
+    @property
+    def servers(self) -> list[str]:
+        """The URLs to try, in the given order (empty: the embedded server)."""
+        return parse_servers(self.url) if self.url else []
 
     @model_validator(mode="after")
     def _check_pairs(self) -> NatsSettings:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 
 from events import LOG_STREAM, HandlerFailed
-from events.streams import STREAM_SUBJECTS
+from events.streams import LEASES_BUCKET, MODELS_BUCKET, SNAPSHOTS_BUCKET, STREAM_SUBJECTS
 from ops.app import App
 from projections.runner import CHECKPOINTS, open_db
+
+BUCKET_STREAMS = (f"KV_{LEASES_BUCKET}", f"OBJ_{MODELS_BUCKET}", f"OBJ_{SNAPSHOTS_BUCKET}")
 
 
 async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str, Any]:
@@ -17,7 +20,11 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
     streams = []
     last_seqs: dict[str, int] = {}
     for name in STREAM_SUBJECTS:
-        info = await js.stream_info(name)
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            streams.append({"stream": name, "missing": True, "consumers": []})
+            continue
         last_seqs[name] = int(info.state.last_seq)
         consumers = []
         for consumer in await js.consumers_info(name):
@@ -42,6 +49,7 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
                 ],
             }
         )
+    cluster = await collect_cluster(app)
     db = open_db(app.settings.projections_db)
     projections = [
         {
@@ -54,10 +62,60 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
         for row in db.query(f"select * from {CHECKPOINTS} order by projection")
     ]
     return {
+        "cluster": cluster,
         "streams": streams,
         "projections": projections,
         "dead_letters": await _dead_letters(app, recent_dead_letters),
     }
+
+
+async def collect_cluster(app: App) -> dict[str, Any]:
+    """The server this process talks to, and per stream (buckets too) its replica count,
+    leader and peers; `health` is "ok" when every stream has a leader and every peer is
+    current, else "degraded" with the reasons."""
+    nc = app.nc
+    info = nc._server_info
+    placements = []
+    problems: list[str] = []
+    for name in (*STREAM_SUBJECTS, *BUCKET_STREAMS):
+        try:
+            stream = await app.store.js.stream_info(name)
+        except NotFoundError:
+            problems.append(f"{name} missing")
+            continue
+        placement = _placement(name, stream)
+        placements.append(placement)
+        problems += placement.pop("problems")
+    connected = nc.connected_url
+    return {
+        "connected": connected.geturl() if connected else None,
+        "server": info.get("server_name"),
+        "cluster": info.get("cluster"),
+        "known_servers": [url.geturl() for url in nc.servers],
+        "streams": placements,
+        "health": "ok" if not problems else "degraded",
+        "problems": problems,
+    }
+
+
+def _placement(name: str, stream: StreamInfo) -> dict[str, Any]:
+    replicas = int(stream.config.num_replicas or 1)
+    cluster = stream.cluster
+    peers = [
+        {"name": peer.name, "current": bool(peer.current), "offline": bool(peer.offline),
+         "lag": peer.lag or 0, "active_s": round((peer.active or 0) / 1e9, 3)}
+        for peer in (cluster.replicas or [] if cluster else [])
+    ]  # fmt: skip
+    problems = []
+    leader = cluster.leader if cluster else None
+    if replicas > 1 and not leader:
+        problems.append(f"{name} has no leader")
+    for peer in peers:
+        if not peer["current"] or peer["offline"]:
+            state = "offline" if peer["offline"] else f"behind by {peer['lag']}"
+            problems.append(f"{name} replica {peer['name']} {state}")
+    return {"stream": name, "replicas": replicas, "leader": leader, "peers": peers,
+            "problems": problems}  # fmt: skip
 
 
 async def _dead_letters(app: App, recent: int) -> dict[str, Any]:
@@ -81,9 +139,31 @@ async def _dead_letters(app: App, recent: int) -> dict[str, Any]:
     }
 
 
+def render_cluster(cluster: dict[str, Any]) -> list[str]:
+    where = f"server {cluster['server']}" + (
+        f" of cluster {cluster['cluster']}" if cluster["cluster"] else " (no cluster)"
+    )
+    lines = [f"NATS  {cluster['connected']}  {where}  health {cluster['health']}"]
+    lines += [f"  ! {problem}" for problem in cluster["problems"]]
+    for placement in cluster["streams"]:
+        peers = ", ".join(
+            f"{p['name']} {'current' if p['current'] else 'lag ' + str(p['lag'])}"
+            for p in placement["peers"]
+        )
+        lines.append(
+            f"  {placement['stream']:<24} R{placement['replicas']}  leader "
+            f"{placement['leader'] or '-'}" + (f"  peers {peers}" if peers else "")
+        )
+    return lines
+
+
 def render_status(status: dict[str, Any]) -> str:
-    lines = ["STREAMS"]
+    lines = render_cluster(status["cluster"]) if "cluster" in status else []
+    lines.append("STREAMS")
     for stream in status["streams"]:
+        if stream.get("missing"):
+            lines.append(f"  {stream['stream']:<16} missing (not set up: `ringloop up`)")
+            continue
         lines.append(
             f"  {stream['stream']:<16} {stream['messages']:>9} msgs {stream['bytes']:>12} bytes  "
             f"seq {stream['first_seq']}..{stream['last_seq']}"

@@ -22,8 +22,9 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectInfo, ObjectMeta, ObjectMetaOptions
 from nats.js.errors import APIError, DigestMismatchError, NotFoundError
 
-from events import Event, decode, encode
+from events import Event, decode, decode_on, encode
 from events.streams import stream_for_subject
+from projections.transient import CALL_DEADLINE_S, retry_transient
 
 WRONG_LAST_SEQUENCE = 10071
 BATCH_DUPLICATE_ID = 10201
@@ -106,8 +107,13 @@ class EventStore:
         if expected_last_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
             headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_filter or subject
+        data = encode(event)
         try:
-            ack = await self.js.publish(subject, encode(event), headers=headers)
+            ack = await retry_transient(
+                lambda: self.js.publish(subject, data, headers=headers),
+                what=f"appending to {subject}",
+                deadline_s=CALL_DEADLINE_S,
+            )
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyConflict(
@@ -117,7 +123,15 @@ class EventStore:
         return int(ack.seq)
 
     async def append_many(self, events: Sequence[Event]) -> list[int]:
-        """Append unconditionally, pipelined (publish_async), each deduplicated by event id."""
+        """Append unconditionally, pipelined (publish_async), each deduplicated by event id;
+        a transient failure republishes them all (the ids drop the copies)."""
+        return await retry_transient(
+            lambda: self._append_many(events),
+            what=f"appending {len(events)} events",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _append_many(self, events: Sequence[Event]) -> list[int]:
         futures = []
         for event in events:
             futures.append(
@@ -146,6 +160,18 @@ class EventStore:
             raise ValueError(f"atomic batch of {len(events)} events exceeds {MAX_BATCH}")
         if len(events) == 1:
             return await self._append_single_or_dup(events[0], expected_last_seq, expected_filter)
+        return await retry_transient(
+            lambda: self._append_batch(events, expected_last_seq, expected_filter),
+            what=f"appending a batch of {len(events)} events",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _append_batch(
+        self,
+        events: Sequence[Event],
+        expected_last_seq: int | None,
+        expected_filter: str | None,
+    ) -> int | None:
         batch_id = uuid.uuid4().hex
         for index, event in enumerate(events, 1):
             headers = {
@@ -189,6 +215,13 @@ class EventStore:
 
     async def last_seq(self, stream: str, subject_filter: str = ">") -> int:
         """The sequence of the newest message on `subject_filter` (0 when there is none)."""
+        return await retry_transient(
+            lambda: self._last_seq(stream, subject_filter),
+            what=f"reading the end of {stream}",
+            deadline_s=CALL_DEADLINE_S,
+        )
+
+    async def _last_seq(self, stream: str, subject_filter: str) -> int:
         if subject_filter == ">":
             info = await self.js.stream_info(stream)
             return int(info.state.last_seq) if info.state.messages else 0
@@ -197,6 +230,21 @@ class EventStore:
         except NotFoundError:
             return 0
         return int(msg.seq or 0)
+
+    async def junk_after(self, subject_filter: str, after_seq: int) -> int | None:
+        """The last sequence on `subject_filter` if every message after `after_seq` on it is
+        junk (undecodable there, so no view folds it); None if any is a real event."""
+        stream = stream_for_subject(subject_filter.replace("*", "x").replace(">", "x"))
+        last = after_seq
+        async for chunk in self.read_raw(stream, subject_filter, start_seq=after_seq + 1):
+            for record in chunk:
+                try:
+                    decode_on(record.subject, record.data)
+                except ValueError:
+                    last = record.seq
+                    continue
+                return None
+        return last if last > after_seq else None
 
     async def get(self, stream: str, seq: int) -> RawRecord:
         msg = await self.js.get_msg(stream, seq)
@@ -229,14 +277,18 @@ class EventStore:
                 return
         reader = _ChunkReader()
         config = _start_config(start_seq, start_time)
-        sub = await self.js.subscribe(
-            subject_filter,
-            stream=stream,
-            ordered_consumer=True,
-            config=config,
-            cb=reader.on_message,
-            pending_msgs_limit=2_000_000,
-            pending_bytes_limit=1 << 30,
+        sub = await retry_transient(
+            lambda: self.js.subscribe(
+                subject_filter,
+                stream=stream,
+                ordered_consumer=True,
+                config=config,
+                cb=reader.on_message,
+                pending_msgs_limit=2_000_000,
+                pending_bytes_limit=1 << 30,
+            ),
+            what=f"reading {stream}",
+            deadline_s=CALL_DEADLINE_S,
         )
         end_ns = _ns_ceiling(end_time) if end_time is not None else None
         try:
@@ -327,15 +379,26 @@ def _before(record: RawRecord, stop_seq: int | None, end_ns: int | None) -> bool
     return end_ns is None or record.timestamp_ns <= end_ns
 
 
+READ_HEARTBEAT_S = 1.0  # an ordered read that hears nothing for 2-4 beats resumes (nats-py)
+
+
 def _start_config(start_seq: int, start_time: datetime | None) -> ConsumerConfig:
+    """Where an ordered read starts. Its idle heartbeat is short: when the consumer is lost
+    (its server died, an election), nats-py recreates it from the last sequence seen once
+    two heartbeats are missed, so a follower resumes within a few seconds."""
     if start_time is not None:
         return ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=start_time.astimezone(UTC),
+            idle_heartbeat=READ_HEARTBEAT_S,
         )
     if start_seq <= 1:
-        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL, idle_heartbeat=READ_HEARTBEAT_S)
+    return ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
+        idle_heartbeat=READ_HEARTBEAT_S,
+    )
 
 
 class _ChunkReader:

@@ -18,10 +18,11 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-from events import EventDecodeError, decode
+from events import EventDecodeError, decode_on
 from projections.base import Projection
 from projections.eventstore import EventStore, RawRecord, StoredEvent
 from projections.tables import Table, Tables
+from projections.transient import backoff, is_transient, report_transient
 
 log = structlog.get_logger(__name__)
 
@@ -219,10 +220,22 @@ class ProjectionRunner:
     async def _guarded_follow(
         self, prepare: Callable[[ProjectionRunner], Awaitable[None]] | None = None
     ) -> None:
+        outage = 0
         try:
-            if prepare is not None:
-                await prepare(self)
-            await self.follow()
+            while True:
+                try:
+                    if prepare is not None and not self.position and not self._applied_seq:
+                        await prepare(self)
+                    await self.follow()
+                    return
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # the bus is away (a lost node, an election): follow again from here
+                    outage += 1
+                    delay = backoff(outage)
+                    report_transient(f"projection {self.projection.name}", exc, outage, delay)
+                    await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # re-raised to every waiter, never swallowed
@@ -258,7 +271,12 @@ class ProjectionRunner:
     # ------------------------------------------------------------ applying
 
     async def _apply_chunk(self, chunk: list[RawRecord]) -> None:
-        """Fold a chunk; persist when caught up, or every PERSIST_EVERY events while behind."""
+        """Fold a chunk; persist when caught up, or every PERSIST_EVERY events while behind.
+        A message at or before the position (a read resumed after a lost server) is skipped."""
+        if chunk[0].seq <= self._applied_seq:
+            chunk = [record for record in chunk if record.seq > self._applied_seq]
+            if not chunk:
+                return
         self._skipped += self._fold_chunk(chunk)
         self._unpersisted += len(chunk)
         self._applied_seq = chunk[-1].seq
@@ -283,7 +301,7 @@ class ProjectionRunner:
             if not projection.accepts(record.subject):
                 continue
             try:
-                event = decode(record.data)
+                event = decode_on(record.subject, record.data)
             except EventDecodeError as exc:
                 skipped.append(
                     {

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nats.js.errors import NotFoundError
+
 from ops.app import App, ConnectError
 from ops.bus import BusConnectError
 from ops.logging import configure_logging
@@ -23,7 +25,12 @@ def add_bus_arguments(parser: argparse.ArgumentParser, *, port_flag: str = "--po
     """The bus options; ``port_flag`` names the embedded server's port option (a command
     whose own --port means something else, e.g. serve's HTTP port, passes --nats-port)."""
     group = parser.add_argument_group("bus")
-    group.add_argument("--nats", metavar="URL", help="use an existing NATS server or cluster")
+    group.add_argument(
+        "--nats",
+        metavar="URL",
+        action="append",
+        help="use an existing NATS server or cluster: repeat it or comma-separate the URLs",
+    )
     group.add_argument("--state-dir", type=Path, help="state folder (default ./.ringloop)")
     group.add_argument("--settings", type=Path, help="TOML settings file")
     group.add_argument(
@@ -37,6 +44,12 @@ def add_bus_arguments(parser: argparse.ArgumentParser, *, port_flag: str = "--po
     group.add_argument("--tls-cert", type=Path)
     group.add_argument("--tls-key", type=Path)
     group.add_argument("--replicas", type=int, help="stream replica count on a cluster")
+    group.add_argument(
+        "--lower-replicas",
+        action="store_true",
+        default=None,
+        help="let setup lower an existing stream's replica count to --replicas",
+    )
     group.add_argument("--log-level", default="warning")
 
 
@@ -67,7 +80,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         path = Path(".ringloop/settings.toml")
     overrides: dict[str, Any] = {
         "state_dir": str(args.state_dir) if args.state_dir else None,
-        "nats__url": args.nats,
+        "nats__url": ",".join(args.nats) if args.nats else None,
         "nats__port": args.port,
         "nats__user": args.user,
         "nats__password": args.password,
@@ -77,6 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "nats__tls_cert_file": args.tls_cert,
         "nats__tls_key_file": args.tls_key,
         "nats__replicas": args.replicas,
+        "nats__lower_replicas": getattr(args, "lower_replicas", None),
     }
     return load_settings(path, **overrides)
 
@@ -86,9 +100,14 @@ def run_with_app(
     body: Callable[[App], Awaitable[int]],
     *,
     start_server: bool = True,
+    setup: bool = True,
     adjust: Callable[[Settings], Settings] | None = None,
+    prepare: Callable[[Settings], None] | None = None,
 ) -> int:
-    """Parse settings, open the App, run `body`, close; clear one-line errors for the user."""
+    """Parse settings, open the App, run `body`, close; clear one-line errors for the user.
+
+    `setup=False` (read-only commands) never creates or changes a stream; `prepare` runs
+    before connecting (e.g. `up` ending processes a killed `up` left behind)."""
     configure_logging(getattr(args, "log_level", "warning"))
     try:
         settings = settings_from(args)
@@ -99,7 +118,9 @@ def run_with_app(
         return 2
 
     async def main() -> int:
-        app = await App.open(settings, start_server=start_server)
+        if prepare is not None:
+            prepare(settings)
+        app = await App.open(settings, start_server=start_server, setup=setup)
         try:
             return await body(app)
         finally:
@@ -109,6 +130,13 @@ def run_with_app(
         return asyncio.run(main())
     except (ConnectError, BusConnectError, ServerError, ValueError, FileExistsError) as exc:
         print(f"ringloop: {exc}", file=sys.stderr)
+        return 2
+    except NotFoundError as exc:
+        print(
+            f"ringloop: not set up on this NATS ({exc.description}); `ringloop up` creates "
+            "the streams",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -34,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
             print(render(explanation))
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream

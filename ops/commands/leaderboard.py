@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2) if args.json else render(config, rows, lag))
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream
 
 
 async def registry_states(app: App, config: str) -> dict[str, str]:

@@ -88,4 +88,4 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # reads the log, never changes a stream

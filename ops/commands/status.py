@@ -26,4 +26,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(status, default=str) if args.json else render_status(status))
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream

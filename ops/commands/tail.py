@@ -136,4 +136,4 @@ def run(args: argparse.Namespace) -> int:
         waiter.cancel()
         return code
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, setup=False)  # read-only: never changes a stream

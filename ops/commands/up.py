@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
-from handlers.coordinator import LoopAlreadyRunning, acquire_loop_lease
+from handlers.coordinator import KeptLease, LoopAlreadyRunning, acquire_loop_lease
 from ops.app import PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.children import Children, child_arguments
 from ops.commands._common import (
@@ -19,9 +19,12 @@ from ops.commands._common import (
     with_profile,
 )
 from ops.progress import Frames, Progress
+from ops.server import ServerError
+from ops.settings import Settings
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
+SERVER_WATCH_S = 0.5  # how often `up` checks that its embedded nats-server still runs
 
 
 def register(subparsers: Any) -> None:
@@ -71,15 +74,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"ringloop: {exc}", file=sys.stderr)
             return 3
         try:
-            return await serve(app, args)
+            return await serve(app, args, lease)
         finally:
             await lease.release()
             lock.release()
 
-    return run_with_app(args, body, adjust=lambda s: with_profile(s, args.profile))
+    return run_with_app(
+        args, body, adjust=lambda s: with_profile(s, args.profile), prepare=end_left_behind
+    )
 
 
-async def serve(app: App, args: argparse.Namespace) -> int:
+def end_left_behind(settings: Settings) -> None:
+    """End the server and children a killed `up` of this state folder left running."""
+    from ops.processes import end_orphans
+
+    for description in end_orphans(settings.state_dir):
+        print(f"ringloop up: ended {description} left by an earlier `up`", file=sys.stderr)
+
+
+async def serve(app: App, args: argparse.Namespace, lease: KeptLease) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     from ops.watching import announce, start_watching
@@ -91,11 +104,11 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     watching = await start_watching(app, dashboard=True, loop_metrics=True, handler_metrics=True,
                                     metrics_port=app.settings.metrics.up_port)  # fmt: skip
     snapshots = start_snapshot_writers(app)
-    url = app.server.url if app.server else str(app.settings.nats.url)
+    url = app.url
     heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
     if "selfplay" in heavy:
         heavy += ["selfplay"] * (args.selfplay_workers - 1)
-    children = Children(heavy, child_arguments(args, url))
+    children = Children(heavy, child_arguments(args, url), state_dir=app.settings.state_dir)
     inline = [name for name in names if name not in heavy]
     producer = Producer.current("up")
     await app.store.append(DaemonStarted(daemon="up", producer=producer))
@@ -108,13 +121,16 @@ async def serve(app: App, args: argparse.Namespace) -> int:
     watcher = asyncio.create_task(
         watch(app, stop, args.generations, args.progress_every, args.profile)
     )
+    fence = asyncio.create_task(stop_when_lost(lease, stop))
+    keeper = asyncio.create_task(keep_server(app, stop)) if app.server else None
     children.start()
     supervisor = asyncio.create_task(children.supervise())
     try:
         await run_stages(app, inline, stop)
     finally:
-        watcher.cancel()
-        supervisor.cancel()
+        for task in (watcher, fence, keeper, supervisor):
+            if task is not None:
+                task.cancel()
         await children.stop()
         await watching.stop()
         await snapshots.stop()  # a last snapshot of each view, for handler processes
@@ -132,6 +148,38 @@ def stopped_summary(app: App, inline: list[str], heavy: list[str], url: str) -> 
     return (f"ringloop up: stopped in-process stages {', '.join(inline) or 'none'}; child "
             f"processes {children}; projections drained at seq ({positions}); {server}; a rerun "
             "resumes from here")  # fmt: skip
+
+
+async def stop_when_lost(lease: KeptLease, stop: asyncio.Event) -> None:
+    """Fencing: once another `up` took the loop lease over, this one stops."""
+    await lease.lost.wait()
+    print("ringloop up: the loop lease was taken over by another `up`; stopping", file=sys.stderr)
+    stop.set()
+
+
+async def keep_server(app: App, stop: asyncio.Event) -> None:
+    """Restart the embedded nats-server (same port and store) whenever it dies; the
+    connections of this process and its children reconnect on their own."""
+    from ops.app import restart_embedded
+
+    server = app.server
+    assert server is not None
+    while not stop.is_set():
+        code = server.exited()
+        if code is not None:
+            print(
+                f"ringloop up: the embedded nats-server exited ({code}); restarting it on "
+                f"{server.url}",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                seconds = await restart_embedded(app.settings, server)
+            except ServerError as exc:
+                print(f"ringloop up: restarting nats-server failed: {exc}", file=sys.stderr)
+            else:
+                print(f"ringloop up: nats-server back after {seconds:.1f}s", file=sys.stderr)
+        await asyncio.sleep(SERVER_WATCH_S)
 
 
 def start_snapshot_writers(app: App) -> SnapshotWriters:
