@@ -17,6 +17,7 @@ import structlog
 from nats.aio.client import Client
 
 from handlers.runtime import HandlerSpec
+from ops import auth
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer, ServerError
 from ops.settings import Settings
@@ -98,8 +99,12 @@ class App:
     # ------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, settings: Settings, *, start_server: bool = True) -> App:
-        """Connect to --nats, else to this state folder's running server, else start one."""
+    async def open(
+        cls, settings: Settings, *, start_server: bool = True, setup: bool = True
+    ) -> App:
+        """Connect to --nats, else to this state folder's running server, else start one
+        (with the state folder's authorization block, when `ringloop auth init` wrote one).
+        `setup`: create or update the streams and buckets (roles that may: ops.auth)."""
         server = None
         url = settings.nats.url or await running_embedded_url(settings)
         if url is None:
@@ -112,13 +117,16 @@ class App:
                 settings.nats_store_dir,
                 port=settings.nats.port,
                 sync_always=settings.nats.sync_interval == "always",
+                extra_config=auth.server_config(settings.state_dir),
             )
             await asyncio.to_thread(server.start)
             url = server.url
             url_file(settings).write_text(url)
         try:
             nc = await connect(settings.nats, url)
-            await ensure_streams(nc.jetstream(), settings.streams, replicas=settings.nats.replicas)
+            if setup:
+                js = nc.jetstream()
+                await ensure_streams(js, settings.streams, replicas=settings.nats.replicas)
         except BaseException:
             if server is not None:
                 server.stop()

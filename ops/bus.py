@@ -58,6 +58,8 @@ def connect_options(settings: NatsSettings, url: str) -> dict[str, Any]:
         if settings.tls_cert_file and settings.tls_key_file:
             context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
         options["tls"] = context
+    if settings.inbox_prefix is not None:
+        options["inbox_prefix"] = settings.inbox_prefix
     return options
 
 
@@ -71,6 +73,8 @@ async def connect(settings: NatsSettings, url: str) -> Client:
 
     async def remember(exc: BaseException) -> None:
         errors.append(exc)
+        if "permissions violation" in str(exc).lower():  # the server refused a subject
+            log.error("nats_permission_denied", url=url, error=str(exc))
 
     options = connect_options(settings, url)
     try:

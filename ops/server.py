@@ -40,10 +40,13 @@ def free_port() -> int:
 class EmbeddedServer:
     """A nats-server child process on 127.0.0.1 with JetStream and a file store."""
 
-    def __init__(self, store_dir: Path, *, port: int = 0, sync_always: bool = False) -> None:
+    def __init__(
+        self, store_dir: Path, *, port: int = 0, sync_always: bool = False, extra_config: str = ""
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.sync_always = sync_always
+        self.extra_config = extra_config  # e.g. ops.auth's authorization block, a tls block
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +60,7 @@ class EmbeddedServer:
             f'listen: "127.0.0.1:{self.port}"\n'
             f'server_name: "ringloop-embedded"\n'
             f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
+            f"{self.extra_config}"
         )
 
     def start(self, timeout: float = 15.0) -> None:

@@ -30,6 +30,9 @@ class NatsSettings(BaseModel):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    inbox_prefix: str | None = Field(
+        default=None, description="reply subjects' prefix (a role's own; ops.auth sets it)"
+    )
     replicas: int = Field(default=1, ge=1, le=5)
     sync_interval: Literal["default", "always"] = Field(
         default="default",

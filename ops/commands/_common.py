@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ops import auth
 from ops.app import App, ConnectError
 from ops.bus import BusConnectError
 from ops.logging import configure_logging
@@ -83,19 +84,23 @@ def run_with_app(
     *,
     start_server: bool = True,
     adjust: Callable[[Settings], Settings] | None = None,
+    role: str = auth.TOOLS_ROLE,
 ) -> int:
-    """Parse settings, open the App, run `body`, close; clear one-line errors for the user."""
+    """Parse settings, open the App as `role` (ops.auth: its credential and rights), run
+    `body`, close; clear one-line errors for the user."""
     configure_logging(getattr(args, "log_level", "warning"))
     try:
         settings = settings_from(args)
         if adjust is not None:
             settings = adjust(settings)
+        settings = auth.as_role(settings, role)
     except (SettingsError, ValueError) as exc:
         print(f"ringloop: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> int:
-        app = await App.open(settings, start_server=start_server)
+        setup = auth.may_set_up(settings, role)
+        app = await App.open(settings, start_server=start_server, setup=setup)
         try:
             return await body(app)
         finally:

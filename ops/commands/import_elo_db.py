@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ops import auth
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.elo_import import import_elo_db
@@ -39,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
             print(prefix + report.summary())
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, role=auth.ADMIN_ROLE)

@@ -9,6 +9,7 @@ from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import LoopAlreadyRunning, acquire_loop_lease
+from ops import auth
 from ops.app import PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.children import Children, child_arguments
 from ops.commands._common import (
@@ -21,7 +22,7 @@ from ops.commands._common import (
 from ops.progress import Progress
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
-HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
+HEAVY_STAGES = auth.HEAVY_STAGES
 
 
 def register(subparsers: Any) -> None:
@@ -57,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def body(app: App) -> int:
+        if args.inline and auth.enabled(app.settings.state_dir):
+            print(
+                "ringloop: --inline cannot run under least privilege (the loop's credential may "
+                f"not publish what {', '.join(HEAVY_STAGES)} emit); drop --inline",
+                file=sys.stderr,
+            )
+            return 2
         lock = ProjectorLock(app.settings)
         if not lock.acquire():
             print(
@@ -76,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
             await lease.release()
             lock.release()
 
-    return run_with_app(args, body, adjust=lambda s: with_profile(s, args.profile))
+    return run_with_app(
+        args, body, adjust=lambda s: with_profile(s, args.profile), role=auth.LOOP_ROLE
+    )
 
 
 async def serve(app: App, args: argparse.Namespace) -> int:
