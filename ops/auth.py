@@ -11,7 +11,6 @@ only on its own inbox prefix (`_INBOX_<role>`), so no role reads another's repli
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,12 @@ CONFIG_FILE = "authorization.conf"
 LOOP_ROLE = "loop"  # `ringloop up`: setup, the projector, the light stages it runs inline
 TOOLS_ROLE = "tools"  # status, tail, replay, leaderboard, explain: read-only
 ADMIN_ROLE = "admin"  # import-elo-db, tournament, operators: everything
-SETUP_ROLES = (LOOP_ROLE, ADMIN_ROLE)  # the roles that create and update streams and buckets
+SETUP_ROLES = (LOOP_ROLE, ADMIN_ROLE)
+JWT_OPERATOR, JWT_ACCOUNT, JWT_SYSTEM = (
+    "operator",
+    "account",
+    "system",
+)  # --jwt mode's keys  # the roles that create and update streams and buckets
 HEAVY_STAGES = ("selfplay", "trainer", "evaluator")  # `up` runs them as children, own roles
 JS_API = "$JS.API"
 
@@ -264,17 +268,21 @@ def public_key(seed: bytes) -> str:
     return str(nkeys.from_seed(bytearray(seed)).public_key.decode())
 
 
-def role_seed(state_dir: Path, role: str) -> bytes:
-    """The role's nkey seed, made (mode 0600) the first time and kept after that."""
+def role_seed(state_dir: Path, role: str, prefix: int = nkeys.PREFIX_BYTE_USER) -> bytes:
+    """The role's nkey seed, made (mode 0600) the first time and kept after that (`prefix`:
+    a user's by default; operator and account keys of the --jwt mode are kept the same way)."""
     path = seed_file(state_dir, role)
     if path.exists():
         return path.read_bytes().strip()
-    seed = bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(seed + b"\n")
+    from ops.auth_jwt import new_seed, write_private
+
+    seed = new_seed(prefix)
+    write_private(path, seed.decode() + "\n")
     return seed
+
+
+def creds_file(state_dir: Path, role: str) -> Path:
+    return auth_dir(state_dir) / f"{role}.creds"
 
 
 def authorization_block(users: list[tuple[str, str, Permissions]]) -> str:
@@ -297,17 +305,41 @@ def _list(subjects: Iterable[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in subjects) + "]"
 
 
-def init(state_dir: Path) -> list[Path]:
-    """Write (or rewrite, keeping existing seeds) the seeds and the authorization block."""
+def init(state_dir: Path, *, jwt: bool = False) -> list[Path]:
+    """Write (or rewrite, keeping existing seeds) one credential per role and the server's
+    block: nkey users in an `authorization` block, or with `jwt` an operator, its accounts
+    and a `<role>.creds` user JWT per role (ops.auth_jwt)."""
     found = durables()
-    users = [(r, public_key(role_seed(state_dir, r)), permissions(r, found)) for r in roles()]
-    path = config_file(state_dir)
-    path.write_text(
-        "# Written by `ringloop auth init`: one nkey user per ringloop role. Include it in a\n"
+    users = [(r, role_seed(state_dir, r), permissions(r, found)) for r in roles()]
+    header = (
+        "# Written by `ringloop auth init`: one user per ringloop role. Include it in a\n"
         "# nats-server config (`include authorization.conf`); `ringloop up` on this state\n"
-        "# folder puts it into its embedded server's config.\n" + authorization_block(users)
+        "# folder puts it into its embedded server's config.\n"
     )
-    return [path, *(seed_file(state_dir, r) for r in roles())]
+    written = [config_file(state_dir)]
+    if jwt:
+        from ops import auth_jwt
+
+        keys = {
+            name: role_seed(state_dir, name, prefix)
+            for name, prefix in (
+                (JWT_OPERATOR, nkeys.PREFIX_BYTE_OPERATOR),
+                (JWT_ACCOUNT, nkeys.PREFIX_BYTE_ACCOUNT),
+                (JWT_SYSTEM, nkeys.PREFIX_BYTE_ACCOUNT),
+            )
+        }
+        block = auth_jwt.server_block(keys[JWT_OPERATOR], keys[JWT_ACCOUNT], keys[JWT_SYSTEM])
+        for role, seed, perms in users:
+            token = auth_jwt.user_jwt(keys[JWT_ACCOUNT], seed, role, perms)
+            auth_jwt.write_private(creds_file(state_dir, role), auth_jwt.creds_text(token, seed))
+            written.append(creds_file(state_dir, role))
+    else:
+        block = authorization_block([(r, public_key(seed), p) for r, seed, p in users])
+        for role in roles():
+            creds_file(state_dir, role).unlink(missing_ok=True)  # a former --jwt mode's
+            written.append(seed_file(state_dir, role))
+    config_file(state_dir).write_text(header + block)
+    return written
 
 
 # ------------------------------------------------------------------ connecting
@@ -326,13 +358,16 @@ def as_role(settings: Settings, role: str) -> Settings:
     update: dict[str, object] = {"inbox_prefix": nats.inbox_prefix or inbox_prefix(role)}
     explicit = (nats.user, nats.token, nats.creds_file, nats.nkeys_seed_file)
     if enabled(settings.state_dir) and all(value is None for value in explicit):
-        seed = seed_file(settings.state_dir, role)
-        if not seed.exists():
+        creds, seed = creds_file(settings.state_dir, role), seed_file(settings.state_dir, role)
+        if creds.exists():
+            update["creds_file"] = creds
+        elif seed.exists() and role in roles():
+            update["nkeys_seed_file"] = seed
+        else:
             raise AuthError(
                 f"{auth_dir(settings.state_dir)} has no credential for role {role!r}; "
                 "run `ringloop auth init` for this state folder"
             )
-        update["nkeys_seed_file"] = seed
     return settings.model_copy(update={"nats": nats.model_copy(update=update)})
 
 

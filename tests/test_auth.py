@@ -360,3 +360,35 @@ def test_the_loop_runs_a_generation_under_least_privilege(tmp_path: Path) -> Non
     assert decisions == {"promoter"}
     for stage in ("selfplay", "trainer", "evaluator", "gating", "elo-rater", "data-gate"):
         assert any(name == stage for _, name in seen), (stage, json.dumps(sorted(seen)))
+
+
+@pytest.mark.allow_error_logs
+async def test_jwt_mode_creds_carry_the_same_roles(tmp_path: Path) -> None:
+    """`auth init --jwt`: an operator-mode server; each role connects with its .creds file."""
+    auth.init(tmp_path, jwt=True)
+    assert "operator:" in auth.server_config(tmp_path)
+    assert stat.S_IMODE(auth.creds_file(tmp_path, "selfplay").stat().st_mode) == 0o600
+    server = EmbeddedServer(tmp_path / "nats", extra_config=auth.server_config(tmp_path))
+    server.start()
+    try:
+        admin = await open_as(tmp_path, server, auth.ADMIN_ROLE)
+        assert admin.settings.nats.creds_file == auth.creds_file(tmp_path, auth.ADMIN_ROLE)
+        selfplay = await open_as(tmp_path, server, "selfplay")
+        promoter = await open_as(tmp_path, server, "promoter")
+        try:
+            refused_one = golden("model.promoted.v1.json")
+            await refused(EventStore(selfplay.nc, timeout=REFUSED_WITHIN_S).append(refused_one))
+            await selfplay.store.append(golden("game.completed.v2.json"))
+            allowed = golden("model.promoted.v1.json")
+            await promoter.store.append(allowed)
+            assert await subjects_in_log(admin, "loop.model.>") == [allowed.event_id]
+        finally:
+            await selfplay.close()
+            await promoter.close()
+            await admin.close()
+        with pytest.raises(BusConnectError):  # a plain nkey is no user in operator mode
+            await connect(
+                NatsSettings(nkeys_seed_file=auth.seed_file(tmp_path, "admin")), server.url
+            )
+    finally:
+        server.stop()

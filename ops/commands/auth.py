@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_STATE_DIR,
         help="state folder (default ./.ringloop)",
     )
+    init.add_argument(
+        "--jwt",
+        action="store_true",
+        help="operator mode: an operator and account, and a <role>.creds user JWT per role",
+    )
     init.set_defaults(func=run_init)
     parser.set_defaults(func=lambda _args: parser.print_help() or 2)
 
@@ -39,13 +44,14 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"ringloop auth init: {str(state_dir)!r} is not a folder", file=sys.stderr)
         return 2
     try:
-        written = auth.init(state_dir)
+        written = auth.init(state_dir, jwt=args.jwt)
     except OSError as exc:
         print(f"ringloop auth init: cannot write {str(state_dir)!r}: {exc}", file=sys.stderr)
         return 2
-    config, *seeds = written
-    print(f"wrote {config} ({len(seeds)} roles: {', '.join(auth.roles())})")
-    print(f"seeds (mode 0600): {auth.auth_dir(state_dir)}/<role>.nk")
+    config, *credentials = written
+    print(f"wrote {config} ({len(credentials)} roles: {', '.join(auth.roles())})")
+    kind = "<role>.creds (user JWT and seed)" if args.jwt else "<role>.nk (nkey seed)"
+    print(f"credentials (mode 0600): {auth.auth_dir(state_dir)}/{kind}")
     print(
         "`ringloop up` on this state folder starts its server with it; every process connects "
         "with its role's seed"
