@@ -167,6 +167,13 @@ async def test_selfplay_cannot_take_another_stages_messages(
         await app.close()
 
 
+def test_every_stage_of_the_wiring_has_a_role() -> None:
+    from ops.wiring import stages
+
+    assert set(auth.STAGE_EVENTS) == set(stages())
+    assert {d.stage for d in auth.durables()} <= set(auth.STAGE_EVENTS)
+
+
 def test_each_stage_may_publish_exactly_its_own_events() -> None:
     roles = {role: set(auth.permissions(role).publish) for role in auth.STAGE_EVENTS}
     assert "loop.model.promoted.>" in roles["promoter"]
