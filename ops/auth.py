@@ -216,7 +216,7 @@ def loop_permissions(all_durables: list[Durable]) -> Permissions:
         publish += stage_permissions(stage, all_durables).publish
     from handlers.coordinator import LOOP_KEY
 
-    publish += [f"loop.dlq.{LOOP_ROLE}", f"$KV.{LEASES_BUCKET}.{LOOP_KEY}"]
+    publish.append(f"$KV.{LEASES_BUCKET}.{LOOP_KEY}")
     publish += [f"$O.{SNAPSHOTS_BUCKET}.>", f"{JS_API}.STREAM.PURGE.OBJ_{SNAPSHOTS_BUCKET}"]
     for stream in setup_streams():
         publish += [f"{JS_API}.STREAM.CREATE.{stream}", f"{JS_API}.STREAM.UPDATE.{stream}"]
@@ -265,7 +265,9 @@ def enabled(state_dir: Path) -> bool:
 
 
 def public_key(seed: bytes) -> str:
-    return str(nkeys.from_seed(bytearray(seed)).public_key.decode())
+    from ops.auth_jwt import public
+
+    return public(seed)
 
 
 def role_seed(state_dir: Path, role: str, prefix: int = nkeys.PREFIX_BYTE_USER) -> bytes:
