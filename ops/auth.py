@@ -359,13 +359,13 @@ def as_role(settings: Settings, role: str) -> Settings:
     nats = settings.nats
     update: dict[str, object] = {"inbox_prefix": nats.inbox_prefix or inbox_prefix(role)}
     explicit = (nats.user, nats.token, nats.creds_file, nats.nkeys_seed_file)
-    if enabled(settings.state_dir) and all(value is None for value in explicit):
+    if all(value is None for value in explicit) and role in roles():
         creds, seed = creds_file(settings.state_dir, role), seed_file(settings.state_dir, role)
-        if creds.exists():
+        if creds.exists():  # a host may hold only its role's file of the auth folder
             update["creds_file"] = creds
-        elif seed.exists() and role in roles():
+        elif seed.exists():
             update["nkeys_seed_file"] = seed
-        else:
+        elif enabled(settings.state_dir):
             raise AuthError(
                 f"{auth_dir(settings.state_dir)} has no credential for role {role!r}; "
                 "run `ringloop auth init` for this state folder"

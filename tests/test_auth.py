@@ -225,15 +225,27 @@ def test_auth_init_on_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     ]
 
 
-def test_a_handler_process_picks_its_roles_seed(auth_state: Path) -> None:
+def test_a_handler_process_picks_its_roles_seed(auth_state: Path, tmp_path: Path) -> None:
     settings = auth.as_role(load_settings(None, state_dir=str(auth_state)), "trainer")
     assert settings.nats.nkeys_seed_file == auth.seed_file(auth_state, "trainer")
     assert settings.nats.inbox_prefix == "_INBOX_trainer"
     assert not auth.may_set_up(settings, "trainer")
     explicit = load_settings(None, state_dir=str(auth_state), nats__nkeys_seed_file="other.nk")
     assert auth.as_role(explicit, "trainer").nats.nkeys_seed_file == Path("other.nk")
-    with pytest.raises(auth.AuthError, match="'nobody'"):
-        auth.as_role(load_settings(None, state_dir=str(auth_state)), "nobody")
+    alone = tmp_path / "host"  # a host given only its role's seed
+    auth.seed_file(alone, "evaluator").parent.mkdir(parents=True)
+    auth.seed_file(alone, "evaluator").write_bytes(
+        auth.seed_file(auth_state, "evaluator").read_bytes()
+    )
+    on_host = auth.as_role(load_settings(None, state_dir=str(alone)), "evaluator")
+    assert on_host.nats.nkeys_seed_file == auth.seed_file(alone, "evaluator")
+    assert (
+        auth.as_role(load_settings(None, state_dir=str(alone)), "trainer").nats.nkeys_seed_file
+        is None
+    )
+    (alone / "auth" / "authorization.conf").write_text("")  # an auth folder without its seed
+    with pytest.raises(auth.AuthError, match="'trainer'"):
+        auth.as_role(load_settings(None, state_dir=str(alone)), "trainer")
 
 
 async def test_up_on_an_auth_folder_starts_a_server_that_refuses_strangers(tmp_path: Path) -> None:
