@@ -357,7 +357,7 @@ def as_role(settings: Settings, role: str) -> Settings:
     """Settings that connect as `role`: replies on its own inbox prefix, and, where no
     credential was given explicitly, its seed from the state folder's auth folder."""
     nats = settings.nats
-    update: dict[str, object] = {"inbox_prefix": nats.inbox_prefix or inbox_prefix(role)}
+    update: dict[str, object] = {}
     explicit = (nats.user, nats.token, nats.creds_file, nats.nkeys_seed_file)
     if all(value is None for value in explicit) and role in roles():
         creds, seed = creds_file(settings.state_dir, role), seed_file(settings.state_dir, role)
@@ -370,6 +370,8 @@ def as_role(settings: Settings, role: str) -> Settings:
                 f"{auth_dir(settings.state_dir)} has no credential for role {role!r}; "
                 "run `ringloop auth init` for this state folder"
             )
+    if update or any(value is not None for value in explicit):  # an open server: no prefix
+        update["inbox_prefix"] = nats.inbox_prefix or inbox_prefix(role)
     return settings.model_copy(update={"nats": nats.model_copy(update=update)})
 
 
