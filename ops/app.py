@@ -18,6 +18,7 @@ import structlog
 from nats.aio.client import Client
 
 from handlers.runtime import HandlerSpec
+from ops import auth
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer, ServerError
 from ops.settings import Settings
@@ -103,10 +104,11 @@ class App:
     async def open(
         cls, settings: Settings, *, start_server: bool = True, setup: bool = True
     ) -> App:
-        """Connect to --nats, else to this state folder's running server, else start one.
+        """Connect to --nats, else to this state folder's running server, else start one
+        (with the state folder's authorization block, when `ringloop auth init` wrote one).
 
-        `setup` creates or updates the streams and buckets (read-only commands pass False:
-        they never create or change one)."""
+        `setup` creates or updates the streams and buckets (read-only commands and roles
+        that may not, see ops.auth, pass False: they never create or change one)."""
         server = None
         url = settings.nats.url or await running_embedded_url(settings)
         if url is None:
@@ -196,6 +198,7 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
         port=settings.nats.port or previous_port(settings),
         sync_always=settings.nats.sync_interval == "always",
         die_with_parent=True,
+        extra_config=auth.server_config(settings.state_dir),
     )
     server.spawn()
     await asyncio.to_thread(server.wait_ready)

@@ -72,6 +72,8 @@ def connect_options(settings: NatsSettings, url: str) -> dict[str, Any]:
         if settings.tls_cert_file and settings.tls_key_file:
             context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
         options["tls"] = context
+    if settings.inbox_prefix is not None:
+        options["inbox_prefix"] = settings.inbox_prefix
     return options
 
 
@@ -106,6 +108,8 @@ class Reconnects:
 
     async def on_error(self, exc: BaseException) -> None:
         self.last_error = exc
+        if "permissions violation" in str(exc).lower():  # the server refused a subject
+            log.error("nats_permission_denied", url=self.url, error=str(exc))
 
     async def on_disconnected(self) -> None:
         if self.client is not None and self.client.is_closed:

@@ -47,11 +47,13 @@ class EmbeddedServer:
         port: int = 0,
         sync_always: bool = False,
         die_with_parent: bool = False,
+        extra_config: str = "",
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.sync_always = sync_always
         self.die_with_parent = die_with_parent  # SIGTERM it if this thread's process dies
+        self.extra_config = extra_config  # e.g. ops.auth's authorization block, a tls block
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,6 +75,7 @@ class EmbeddedServer:
             f'listen: "127.0.0.1:{self.port}"\n'
             f'server_name: "ringloop-embedded"\n'
             f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
+            f"{self.extra_config}"
         )
 
     def start(self, timeout: float = 15.0) -> None:

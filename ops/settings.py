@@ -63,6 +63,9 @@ class NatsSettings(BaseModel):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    inbox_prefix: str | None = Field(
+        default=None, description="reply subjects' prefix (a role's own; ops.auth sets it)"
+    )
     replicas: int | None = Field(
         default=None, ge=1, le=5, description="stream replicas; unset keeps what exists (new: 1)"
     )

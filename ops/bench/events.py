@@ -1,4 +1,5 @@
-"""`ringloop bench events`: append throughput, projection rebuild speed, append→projection latency.
+"""`ringloop bench events`: append throughput, projection rebuild speed, append→projection latency,
+and durability (ops.bench.durability: the embedded default, `sync_interval: always`, R3).
 
 Everything runs against a fresh embedded nats-server in a temporary folder, and every figure
 is printed beside a baseline measured in the same run on the same server.
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="events appended after the snapshot before a handler process starts "
         "(default: half the snapshot cadence, the average tail)",
     )
+    parser.add_argument("--durability-only", action="store_true", help="only the durability part")
+    parser.add_argument("--durability-sync", type=int, default=2_000, help="sequential appends")
+    parser.add_argument("--durability-pipelined", type=int, default=20_000)
+    parser.add_argument("--durability-trial", type=int, default=4_000, help="crash trial appends")
 
 
 def match_pair(index: int, rng: random.Random) -> tuple[MatchCompleted, EloUpdated]:
@@ -276,6 +281,23 @@ async def bench_latency(store: EventStore, samples: int, folder: Path) -> dict[s
 
 
 async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    from ops.bench.durability import run_durability
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ringloop-bench-") as tmp:
+        results["durability"] = await run_durability(args, Path(tmp) / "durability")
+    if not args.durability_only:
+        results.update(await run_figures(args))
+    results["machine"] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    return results
+
+
+async def run_figures(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ringloop-bench-") as tmp:
         folder = Path(tmp)
         server = EmbeddedServer(folder / "nats")
@@ -296,17 +318,24 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             await nc.drain()
         finally:
             server.stop()
-    results["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-    }
     return results
 
 
 def run(args: argparse.Namespace) -> int:
+    from ops.bench.durability import render
+
     results = asyncio.run(run_all(args))
+    for line in render(results["durability"]):
+        print(line)
+    if not args.durability_only:
+        print_figures(results)
+    print(f"machine: {results['machine']}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def print_figures(results: dict[str, Any]) -> None:
     print(
         f"append: ringloop {results['ringloop_per_s']:,.0f}/s vs raw publish_async {results['raw_per_s']:,.0f}/s → ratio {results['append_ratio']:.2f} (goal ≥ 0.8)"
     )
@@ -331,7 +360,3 @@ def run(args: argparse.Namespace) -> int:
         f"{results['snapshot_bytes'] / 1e6:.1f} MB, written in {results['snapshot_write_s']:.2f} s; "
         f"fetched in {results['snapshot_fetch_s']:.2f} s; building each table: {loads}"
     )
-    print(f"machine: {results['machine']}")
-    if args.json:
-        print(json.dumps(results))
-    return 0

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from nats.js.errors import NotFoundError
 
+from ops import auth
 from ops.app import App, ConnectError
 from ops.bus import BusConnectError
 from ops.logging import configure_logging
@@ -103,16 +104,20 @@ def run_with_app(
     setup: bool = True,
     adjust: Callable[[Settings], Settings] | None = None,
     prepare: Callable[[Settings], None] | None = None,
+    role: str = auth.TOOLS_ROLE,
 ) -> int:
-    """Parse settings, open the App, run `body`, close; clear one-line errors for the user.
+    """Parse settings, open the App as `role` (ops.auth: its credential and rights), run
+    `body`, close; clear one-line errors for the user.
 
-    `setup=False` (read-only commands) never creates or changes a stream; `prepare` runs
-    before connecting (e.g. `up` ending processes a killed `up` left behind)."""
+    `setup=False` (read-only commands) never creates or changes a stream, nor does a role
+    that may not; `prepare` runs before connecting (e.g. `up` ending processes a killed
+    `up` left behind)."""
     configure_logging(getattr(args, "log_level", "warning"))
     try:
         settings = settings_from(args)
         if adjust is not None:
             settings = adjust(settings)
+        settings = auth.as_role(settings, role)
     except (SettingsError, ValueError) as exc:
         print(f"ringloop: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +125,8 @@ def run_with_app(
     async def main() -> int:
         if prepare is not None:
             prepare(settings)
-        app = await App.open(settings, start_server=start_server, setup=setup)
+        may_set_up = setup and auth.may_set_up(settings, role)
+        app = await App.open(settings, start_server=start_server, setup=may_set_up)
         try:
             return await body(app)
         finally:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ops import auth
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.elo_import import import_elo_db
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             print(prefix + report.summary())
         return 0
 
-    return run_with_app(args, body)
+    return run_with_app(args, body, role=auth.ADMIN_ROLE)
 
 
 def sqlite_problem(path: Path) -> str | None:

@@ -61,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return run_with_app(
-        args, body, start_server=False, adjust=lambda s: with_profile(s, args.profile)
+        args,
+        body,
+        start_server=False,
+        adjust=lambda s: with_profile(s, args.profile),
+        role=args.handler,
     )

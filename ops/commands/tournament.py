@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ops import auth
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.tournament import crosstable, run_tournament
@@ -59,4 +60,4 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return run_with_app(args, body, start_server=args.local)
+    return run_with_app(args, body, start_server=args.local, role=auth.ADMIN_ROLE)

@@ -9,6 +9,7 @@ from typing import Any
 
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import KeptLease, LoopAlreadyRunning, acquire_loop_lease
+from ops import auth
 from ops.app import PROJECTIONS, App, ProjectorLock, projector_owner
 from ops.children import Children, child_arguments
 from ops.commands._common import (
@@ -23,7 +24,7 @@ from ops.server import ServerError
 from ops.settings import Settings
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
-HEAVY_STAGES = ("selfplay", "trainer", "evaluator")
+HEAVY_STAGES = auth.HEAVY_STAGES
 SERVER_WATCH_S = 0.5  # how often `up` checks that its embedded nats-server still runs
 
 
@@ -60,6 +61,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def body(app: App) -> int:
+        if args.inline and auth.enabled(app.settings.state_dir):
+            print(
+                "ringloop: --inline cannot run under least privilege (the loop's credential may "
+                f"not publish what {', '.join(HEAVY_STAGES)} emit); drop --inline",
+                file=sys.stderr,
+            )
+            return 2
         lock = ProjectorLock(app.settings)
         if not lock.acquire():
             print(
@@ -80,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
             lock.release()
 
     return run_with_app(
-        args, body, adjust=lambda s: with_profile(s, args.profile), prepare=end_left_behind
+        args,
+        body,
+        adjust=lambda s: with_profile(s, args.profile),
+        prepare=end_left_behind,
+        role=auth.LOOP_ROLE,
     )
 
 
