@@ -146,7 +146,7 @@ async def test_run_refuses_without_a_server(
     assert "no NATS URL" in capsys.readouterr().err
 
 
-async def test_credentials_are_passed_through(tmp_path: Path) -> None:
+async def test_user_and_password_are_passed_through(tmp_path: Path) -> None:
     """A server requiring user/password: the right ones connect, none are refused."""
     server = EmbeddedServer(tmp_path / "auth")
     config = (
