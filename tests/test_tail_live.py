@@ -3,6 +3,7 @@ exits naming the loss when its NATS server goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import subprocess
@@ -11,14 +12,27 @@ import threading
 import time
 from pathlib import Path
 
+import nats
+
+from ops.bus import ensure_streams
 from ops.commands.tail import SERVER_GONE_S, WAITING_NOTE_S
 from ops.server import EmbeddedServer
+from ops.settings import StreamSettings
 from tests.conftest import repo_root
 
 
 def _lines(stream: object, into: queue.Queue[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
         into.put(line)
+
+
+async def _set_up(url: str) -> None:
+    """The loop's streams, as `ringloop up` creates them (tail is read-only: it never does)."""
+    nc = await nats.connect(url)
+    try:
+        await ensure_streams(nc.jetstream(), StreamSettings(), replicas=1)
+    finally:
+        await nc.close()
 
 
 def _wait_for(lines: queue.Queue[str], fragment: str, timeout: float) -> str:
@@ -32,6 +46,7 @@ def _wait_for(lines: queue.Queue[str], fragment: str, timeout: float) -> str:
 def test_live_tail_says_it_waits_and_exits_when_the_server_goes_away(tmp_path: Path) -> None:
     server = EmbeddedServer(tmp_path / "store")
     server.start()
+    asyncio.run(_set_up(server.url))
     command = [sys.executable, "-m", "ops", "tail", "loop.>", "--nats", server.url,
                "--state-dir", str(tmp_path / "state")]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(repo_root())}

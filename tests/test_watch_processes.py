@@ -54,6 +54,8 @@ def test_up_serves_the_dashboard_and_metrics_and_run_its_metrics(
     try:
         dashboard, metrics = state / "dashboard.url", state / "metrics.url"
         wait_for(lambda: dashboard.exists() and metrics.exists(), up, "the URL files")
+        # the files are written just before the lines are printed: wait for both lines
+        wait_for(lambda: "ringloop up: metrics " in log.read_text(), up, "the printed URLs")
         printed = log.read_text()
         assert f"ringloop up: dashboard {dashboard.read_text()}" in printed
         assert f"ringloop up: metrics {metrics.read_text()}" in printed

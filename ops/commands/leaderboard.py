@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from engine.rating import DEFAULT_RATING, K_FACTOR
+from events.streams import LOG_STREAM
 from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.elo_service import combined_leaderboard, config_name, current_elo_runner
@@ -53,6 +54,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     async def body(app: App) -> int:
         config = config_name(config=args.config)
+        await app.store.js.stream_info(LOG_STREAM)  # not set up: one line, no failing views
         runner = await current_elo_runner(app)
         states = await registry_states(app, config)
         rows = ranked(combined_leaderboard(runner.db, config), states)
@@ -85,7 +87,6 @@ async def registry_states(app: App, config: str) -> dict[str, str]:
 
 async def rating_lag(app: App, db: Any, config: str) -> int:
     """MatchCompleted of the config on the log that the Elo read model has not rated yet."""
-    from events import LOG_STREAM
 
     subject = f"loop.match.completed.{config}"
     info = await app.store.js.stream_info(LOG_STREAM, subjects_filter=subject)
