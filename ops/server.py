@@ -102,22 +102,13 @@ class EmbeddedServer:
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         """Block until the spawned server accepts clients."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                tail = (self.store_dir / "nats-server.log").read_text()[-2000:]
-                raise ServerError(f"nats-server exited with {self._process.returncode}: {tail}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    if sock.recv(4096).startswith(b"INFO"):
-                        log.info("nats_server_started", url=self.url, store=str(self.store_dir))
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise ServerError(f"nats-server on port {self.port} not ready after {timeout}s")
+        try:
+            wait_listening(self.port, self._process, self.store_dir / "nats-server.log",
+                           "nats-server", timeout)  # fmt: skip
+        except ServerError:
+            self.stop()
+            raise
+        log.info("nats_server_started", url=self.url, store=str(self.store_dir))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the server to shut down (SIGTERM flushes the store), killing it if it hangs."""
@@ -141,3 +132,24 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_listening(
+    port: int, process: subprocess.Popen[bytes] | None, log_path: Path, what: str, timeout: float
+) -> None:
+    """Block until a nats-server on 127.0.0.1:`port` greets with INFO; ServerError (quoting its
+    log's tail) when its process exits first or `timeout` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log_path.read_text()[-2000:] if log_path.exists() else ""
+            raise ServerError(f"{what} exited with {process.returncode}: {tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                if sock.recv(4096).startswith(b"INFO"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise ServerError(f"{what} on port {port} not ready after {timeout}s")

@@ -18,7 +18,6 @@ import asyncio
 import json
 import random
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from nats.aio.client import Client
 
 from events import LOG_STREAM, Event
 from ops.bus import connect, ensure_streams
-from ops.server import ServerError, find_nats_server, free_port
+from ops.server import find_nats_server, free_port, wait_listening
 from ops.settings import NatsSettings, StreamSettings
 from projections.eventstore import EventStore
 
@@ -67,18 +66,7 @@ class Node:
             )
 
     def wait_listening(self, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                tail = (self.folder / "nats-server.log").read_text()[-2000:]
-                raise ServerError(f"{self.name} exited with {self.process.returncode}: {tail}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    if sock.recv(4096).startswith(b"INFO"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise ServerError(f"{self.name} on port {self.port} not ready after {timeout}s")
+        wait_listening(self.port, self.process, self.folder / "nats-server.log", self.name, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye to the cluster."""
