@@ -17,7 +17,16 @@ def test_frames_redraw_in_place_on_a_terminal_and_append_elsewhere() -> None:
         frames.show("three\nfour")
         frames.release()
         frames.show("five")
-    written = os.read(master, 4096).decode()
+    chunks = []  # a pty read returns what is there so far: read to the end (EIO once closed)
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    written = b"".join(chunks).decode()
     os.close(master)
     assert written.replace("\r\n", "\n") == "one\ntwo\n\x1b[2F\x1b[Jthree\nfour\nfive\n"
     plain = io.StringIO()
