@@ -17,18 +17,15 @@ import nats.errors
 import structlog
 from nats.aio.client import Client
 
-from handlers.runtime import HandlerSpec
-from ops import auth
 from ops.bus import connect, ensure_streams
 from ops.server import EmbeddedServer, ServerError
 from ops.settings import Settings
-from ops.wiring import PROJECTIONS
 from projections.eventstore import EventStore
-from projections.runner import ProjectionRunner, in_memory, open_db
-from projections.snapshot import start_view
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the handlers, the wiring and SQLite: imported where used (a fast `status`)
+    from handlers.runtime import HandlerSpec
     from ops.wiring import StageWiring
+    from projections.runner import ProjectionRunner
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +144,9 @@ class App:
         self, name: str, *, db_path: Path | str | None = None
     ) -> ProjectionRunner:
         """This process's runner for a projection (the shared SQLite file by default)."""
+        from ops.wiring import PROJECTIONS
+        from projections.runner import ProjectionRunner, open_db
+
         if name not in self.runners:
             path = db_path if db_path is not None else self.settings.projections_db
             self.runners[name] = ProjectionRunner(PROJECTIONS[name](), self.store, open_db(path))
@@ -178,6 +178,9 @@ class App:
     def start_views(self, names: list[str], views_db: Path | str | None) -> None:
         """Follow the views in this process. A fresh in-memory view (a handler process of
         its own) starts from the projector's snapshot when one passes the checks."""
+        from projections.runner import in_memory
+        from projections.snapshot import start_view
+
         for name in names:
             runner = self.projection_runner(name, db_path=views_db)
             if not runner.following:
@@ -191,6 +194,7 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
 
     Spawned from the event loop's thread (the one whose death signals it: PR_SET_PDEATHSIG
     follows the thread), recorded for a rerun to end if this process is killed."""
+    from ops import auth
     from ops.processes import record
 
     server = EmbeddedServer(
@@ -268,4 +272,4 @@ async def running_embedded_url(settings: Settings) -> str | None:
         return None
 
 
-__all__ = ["App", "ConnectError", "PROJECTIONS", "ServerError", "nats"]
+__all__ = ["App", "ConnectError", "ServerError", "nats"]

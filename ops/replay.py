@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ops.app import PROJECTIONS, App
+from ops.app import App
+from ops.wiring import PROJECTIONS
 from projections.runner import ProjectionRunner, checkpoint, load_state, open_db
 from projections.tables import Tables
 

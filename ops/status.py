@@ -10,7 +10,7 @@ from nats.js.errors import NotFoundError
 from events import LOG_STREAM, HandlerFailed
 from events.streams import LEASES_BUCKET, MODELS_BUCKET, SNAPSHOTS_BUCKET, STREAM_SUBJECTS
 from ops.app import App
-from projections.runner import CHECKPOINTS, open_db
+from projections.checkpoints import read_checkpoints
 
 BUCKET_STREAMS = (f"KV_{LEASES_BUCKET}", f"OBJ_{MODELS_BUCKET}", f"OBJ_{SNAPSHOTS_BUCKET}")
 
@@ -50,7 +50,6 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
             }
         )
     cluster = await collect_cluster(app)
-    db = open_db(app.settings.projections_db)
     projections = [
         {
             "projection": row["projection"],
@@ -59,7 +58,7 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
             "lag": last_seqs.get(row["stream"], 0) - row["last_seq"],
             "updated_at": row["updated_at"],
         }
-        for row in db.query(f"select * from {CHECKPOINTS} order by projection")
+        for row in read_checkpoints(app.settings.projections_db)
     ]
     return {
         "cluster": cluster,

@@ -20,13 +20,13 @@ import structlog
 
 from events import EventDecodeError, decode_on
 from projections.base import Projection
+from projections.checkpoints import CHECKPOINTS
 from projections.eventstore import EventStore, RawRecord, StoredEvent
 from projections.tables import Table, Tables
 from projections.transient import backoff, is_transient, report_transient
 
 log = structlog.get_logger(__name__)
 
-CHECKPOINTS = "_checkpoints"
 PERSIST_EVERY = 5000  # events folded between two transactions while catching up
 SKIPPED = "_skipped"
 

@@ -23,10 +23,11 @@ import pytest
 import pytest_asyncio
 
 from events import GAMES_STREAM, ModelRejected
-from ops.app import PROJECTIONS, App
+from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
 from ops.watching import Watching, start_dashboard_alone
+from ops.wiring import PROJECTIONS
 from tests import loop_story as story
 from tests.conftest import repo_root
 

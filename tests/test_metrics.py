@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from events import LOG_STREAM, MatchCompleted
 from handlers.coordinator import Holder, LeaseClient
 from handlers.runtime import SETTLED_OBSERVERS, HandlerRuntime
-from ops.app import PROJECTIONS, App
+from ops.app import App
 from ops.http_service import HttpService, HttpServiceError
 from ops.watching import Watching, start_watching
+from ops.wiring import PROJECTIONS
 from tests import loop_story as story
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -11,9 +11,10 @@ import argparse
 import asyncio
 from typing import Any
 
-from ops.app import PROJECTIONS, App
+from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
 from ops.settings import SettingsError
+from ops.wiring import PROJECTIONS
 
 
 def register(subparsers: Any) -> None:

@@ -9,9 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ops.app import PROJECTIONS, App
+from ops.app import App
 from ops.commands._common import add_bus_arguments, run_with_app
 from ops.replay import check, rebuild
+from ops.wiring import PROJECTIONS
 
 
 def register(subparsers: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import KeptLease, LoopAlreadyRunning, acquire_loop_lease
 from ops import auth
-from ops.app import PROJECTIONS, App, ProjectorLock, projector_owner
+from ops.app import App, ProjectorLock, projector_owner
 from ops.children import Children, child_arguments
 from ops.commands._common import (
     add_bus_arguments,
@@ -22,6 +22,7 @@ from ops.commands._common import (
 from ops.progress import Frames, Progress
 from ops.server import ServerError
 from ops.settings import Settings
+from ops.wiring import PROJECTIONS
 from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = auth.HEAVY_STAGES
