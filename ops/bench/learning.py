@@ -5,14 +5,17 @@ It starts `ringloop up --profile <preset>` (selfplay, trainer and evaluator as c
 processes, exactly as a user runs it) on a fresh state folder for the given minutes, stops
 it (SIGTERM: it drains), then reads the log: per promoted generation, its gating scores;
 and plays `--final-games` games of the final best model (with its search, no noise)
-against random and heuristic, seats alternating. Not a test: figures depend on the
-machine (recorded in the output).
+against random and heuristic, seats alternating; and the maximum-likelihood ratings (with
+intervals) of the promoted generations over every match on the log, each beside its gate
+score against its parent. `--report` redoes the report on a folder kept with `--keep`.
+Not a test: figures depend on the machine (recorded in the output).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -30,6 +33,7 @@ from engine.config import GameConfig
 from events import (
     LOG_STREAM,
     EvaluationCompleted,
+    MatchCompleted,
     ModelPromoted,
     TrainingCompleted,
     TrainingFailed,
@@ -56,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--search", choices=("puct", "gumbel"), help="root search of selfplay and gating"
     )
     parser.add_argument("--keep", type=Path, help="state folder to keep (default: a temp one)")
+    parser.add_argument(
+        "--report", action="store_true", help="only report on the run kept in --keep's folder"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes <= 0 or args.final_games < 2:
         print("ringloop bench learning: --minutes must be > 0, --final-games ≥ 2", file=sys.stderr)
         return 2
+    if args.report:
+        if args.keep is None or not (args.keep / "settings.toml").is_file():
+            where = "no --keep folder" if args.keep is None else f"no run kept in {args.keep}"
+            print(f"ringloop bench learning --report: {where}", file=sys.stderr)
+            return 2
+        report = asyncio.run(_report(args, args.keep, None))
+        _print_report(report, args.json)
+        return 0
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         return _bench(args, args.keep)
@@ -71,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace, state: Path) -> int:
-    text = f'[loop]\nconfigs = ["{args.config}"]\n'
+    # the preset in the file, so that the report reads the loop's own settings back from it
+    text = f'[loop]\npreset = "{args.preset}"\nconfigs = ["{args.config}"]\n'
     if args.search:  # beside the preset, so the profile's other fields stay under it
-        text = f'[loop]\npreset = "{args.preset}"\nconfigs = ["{args.config}"]\n'
         text += f'[loop.selfplay]\nsearch = "{args.search}"\n'
         text += f'[loop.evaluation]\nsearch = "{args.search}"\n'
     (state / "settings.toml").write_text(text)
@@ -127,16 +142,29 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-async def _report(args: argparse.Namespace, state: Path, seconds: float) -> dict[str, Any]:
-    settings = load_settings(
-        None, state_dir=str(state), loop={"preset": args.preset, "configs": [args.config]}
-    )
+async def _report(args: argparse.Namespace, state: Path, seconds: float | None) -> dict[str, Any]:
+    """The report on the loop run in `state` (its own settings file: the final evaluation
+    searches as the run's gate did); `seconds` None: the log's first to last event."""
+    settings = load_settings(state / "settings.toml", state_dir=str(state))
     app = await App.open(settings)
     try:
         started = await _first_event_time(app)
+        if seconds is None:
+            seconds = await _log_seconds(app, started)
         for line in await _generations(app, args.config, started):
             print(line, flush=True)
         summary = await _summary(app, args.config, seconds)
+        summary["search"] = settings.loop.selfplay.search
+        summary["ml_ratings"] = await _ml_ratings(app, args.config)
+        for line in _ml_table(summary["ml_ratings"]):
+            print(line, flush=True)
+        rows = [r for r in summary["ml_ratings"] if r["generation"]]
+        summary["ml_rising"] = all(
+            later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows)
+        )
+        summary["each_beat_parent"] = all(
+            r["gate_vs_parent"] is None or r["gate_vs_parent"] > 0.5 for r in rows
+        )
         summary.update(await _final_evaluation(app, args.config, args.final_games))
         return summary
     finally:
@@ -146,6 +174,60 @@ async def _report(args: argparse.Namespace, state: Path, seconds: float) -> dict
 async def _first_event_time(app: App) -> Any:
     first = await app.store.read_all(LOG_STREAM, "loop.>", end_seq=1)
     return first[0].event.occurred_at if first else None
+
+
+async def _log_seconds(app: App, started: Any) -> float:
+    last_seq = await app.store.last_seq(LOG_STREAM)
+    last = await app.store.read_all(LOG_STREAM, "loop.>", start_seq=last_seq)
+    if started is None or not last:
+        return 0.0
+    return float((last[-1].event.occurred_at - started).total_seconds())
+
+
+async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
+    """The full-history maximum-likelihood fit over every match of the config on the log
+    (rejected candidates included), for the baselines and each promoted generation in
+    order, with each generation's gate score against its parent."""
+    from engine.rating import ml_ratings
+
+    matches = [
+        {p.participant_id: p.rank for p in e.participants}
+        for e in await _events(app, f"loop.match.completed.{config}")
+        if isinstance(e, MatchCompleted)
+    ]
+    fits = ml_ratings(matches) if matches else {}
+    evaluations = {e.candidate: e for e in await _events(app, f"loop.eval.completed.{config}")}
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, generation: int, gate: float | None) -> None:
+        fit = fits.get(name)
+        if fit is not None:
+            rows.append({"model": name, "generation": generation, "rating": round(fit.rating, 1),
+                         "low": round(fit.low, 1), "high": round(fit.high, 1),
+                         "games": fit.games, "gate_vs_parent": gate})  # fmt: skip
+
+    for baseline in ("random", "heuristic"):
+        row(baseline, 0, None)
+    promoted = [e for e in await _events(app, f"loop.model.promoted.{config}")]
+    for index, event in enumerate(p for p in promoted if isinstance(p, ModelPromoted)):
+        evaluation = evaluations.get(event.model_id)
+        scores = {r.opponent: r.score for r in evaluation.results} if evaluation else {}
+        row(event.model_id, index + 1, scores.get(event.previous_best or ""))
+    return rows
+
+
+def _ml_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["  ML rating (95% interval, games) over every match on the log; gate vs parent"]
+    for r in rows:
+        who = (
+            f"gen {r['generation']:>2} {r['model']}" if r["generation"] else f"       {r['model']}"
+        )
+        gate = "" if r["gate_vs_parent"] is None else f"  gate vs parent {r['gate_vs_parent']:.0%}"
+        lines.append(
+            f"  {who:<34} {r['rating']:7.1f}  [{r['low']:7.1f}, {r['high']:7.1f}]  "
+            f"{r['games']:>5} games{gate}"
+        )
+    return lines
 
 
 async def _events(app: App, subject: str) -> list[Any]:
@@ -286,7 +368,9 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         f"{_pct(report['win_rate_vs_random'])}, vs heuristic {_pct(report['win_rate_vs_heuristic'])}; "
         f"{report['trainings']} trainings at {report['training_samples_per_s']} samples/s; selfplay "
         f"{report['selfplay_games']} games ({report['selfplay_games_per_s']} games/s); "
-        f"evaluation {report['evaluation_games_per_s']} games/s; machine {report['machine']}"
+        f"evaluation {report['evaluation_games_per_s']} games/s; search {report['search']}; "
+        f"ML rating rising each generation: {report['ml_rising']}; each promoted generation "
+        f"beat its parent at the gate: {report['each_beat_parent']}; machine {report['machine']}"
     )
     if as_json:
         print(json.dumps(report))
