@@ -43,6 +43,7 @@ from engine import move as mv
 from engine.config import GameConfig
 from engine.geometry import Geometry, geometry
 from engine.move import Move
+from engine.movegen import cap_height
 from engine.network import NetworkSpec
 from engine.phases import PHASES
 from engine.state import GameState
@@ -57,6 +58,8 @@ _ELIMINATION = frozenset({mv.ELIMINATE_RINGS, mv.FORCED_ELIMINATION})
 PER_SEAT_PLANES = 9
 GLOBAL_PLANES = 1 + len(PHASES) + 4
 HEIGHT_SCALE = 10.0
+BATCH_ENCODING = 8  # states from which encode_states works on the whole batch at once
+_CHAIN_PHASES = ("capture", "chain_capture")  # the focus is the chain's stack
 
 
 @dataclass(frozen=True)
@@ -123,48 +126,133 @@ def _layout_of(state_or_config: GameState | GameConfig) -> Layout:
 
 
 # ---- input planes ------------------------------------------------------------------------
-def _seat_player(state: GameState, seat: int) -> int:
-    return (state.current_player - 1 + seat) % state.num_players + 1
-
-
 def encode_state(state: GameState) -> NDArray[np.float32]:
-    """Float32 planes (C, H, W) relative to the player to move."""
+    """Float32 planes (C, H, W) relative to the player to move (see encode_states)."""
     lay = layout(state.config)
     planes = np.zeros((lay.in_planes, lay.cells), dtype=np.float32)
-    _encode_into(state, planes, lay)
+    _encode_one(state, planes, lay)
     return planes.reshape(lay.in_planes, lay.height, lay.width)
 
 
 def encode_states(states: Sequence[GameState]) -> NDArray[np.float32]:
-    """Planes of many states of one config at once, shape (N, C, H, W)."""
+    """Planes of many states of one config at once, shape (N, C, H, W), each relative to
+    its player to move.
+
+    Per seat s (0 = the player to move, then in turn order), at base 1 + 9·s: controlled
+    stacks, their height and cap height (/10, at most 1), markers, collapsed cells, stacks
+    holding the seat's rings below the top, and (whole planes) rings in hand, eliminated
+    rings and territory as fractions of their thresholds; then the phase one-hot, the
+    focus cell (capture chain or the stack that must move), the pending region, a pending
+    line and a swap on offer. From BATCH_ENCODING states on, built with array operations
+    over the whole batch (the only per-state Python is reading the state's lists and its
+    few stacks); smaller batches state by state, where the fixed cost of those operations
+    would dominate.
+    """
     if not states:
         raise ValueError("encode_states needs at least one state")
     lay = layout(states[0].config)
-    batch = np.zeros((len(states), lay.in_planes, lay.cells), dtype=np.float32)
-    for state, planes in zip(states, batch, strict=True):
+    for state in states:
         if state.config != lay.config:
             raise ValueError(f"encode_states got {state.config.name} among {lay.config.name}")
-        _encode_into(state, planes, lay)
-    return batch.reshape(len(states), lay.in_planes, lay.height, lay.width)
+    count, n, grid = len(states), lay.config.num_players, lay.grid
+    batch = np.zeros((count, lay.in_planes, lay.cells), dtype=np.float32)
+    if count < BATCH_ENCODING:
+        for state, planes in zip(states, batch, strict=True):
+            _encode_one(state, planes, lay)
+        return batch.reshape(count, lay.in_planes, lay.height, lay.width)
+    batch[:, 0, grid] = 1.0
+    current = np.fromiter((s.current_player for s in states), dtype=np.int64, count=count)
+    # seat_base[k, p]: the first plane of player p's seat in state k (column 0 unused)
+    seat_base = 1 + PER_SEAT_PLANES * ((np.arange(n + 1)[None, :] - current[:, None]) % n)
+    _encode_cells(states, batch, grid, seat_base)
+    config = lay.config
+    # player of each seat: (current - 1 + seat) % n + 1
+    seat_player = (current[:, None] - 1 + np.arange(n)[None, :]) % n + 1
+    for offset, field, scale in (
+        (6, "_hand", config.rings_per_player),
+        (7, "_elim", config.victory_threshold),
+        (8, "_terr", config.territory_minimum),
+    ):
+        values = np.array([getattr(s, field) for s in states], dtype=np.float64) / scale
+        by_seat = np.take_along_axis(values, seat_player, axis=1)
+        for seat in range(n):
+            batch[:, 1 + PER_SEAT_PLANES * seat + offset, grid] = by_seat[:, seat, None]
+    _encode_globals(states, batch, grid, 1 + PER_SEAT_PLANES * n)
+    return batch.reshape(count, lay.in_planes, lay.height, lay.width)
 
 
-def _encode_into(state: GameState, planes: NDArray[np.float32], lay: Layout) -> None:
+def _encode_cells(
+    states: Sequence[GameState],
+    batch: NDArray[np.float32],
+    grid: NDArray[np.int64],
+    seat_base: NDArray[np.int64],
+) -> None:
+    """Markers and collapsed cells as array operations; stacks one by one (few per state)."""
+    # The states' per-cell lists, read without a call per cell (engine.state owns them).
+    for field, offset in (("_markers", 3), ("_collapsed", 4)):
+        owners = np.array([getattr(s, field) for s in states], dtype=np.int64)
+        at, cells = np.nonzero(owners)
+        batch[at, seat_base[at, owners[at, cells]] + offset, grid[cells]] = 1.0
+    where: list[int] = []  # (state, top's seat base, cell) of every stack, in parallel lists
+    bases: list[int] = []
+    cells_: list[int] = []
+    heights: list[int] = []
+    caps: list[int] = []
+    buried: list[tuple[int, int, int]] = []  # (state, buried owner, cell)
+    for k, state in enumerate(states):
+        for cell, stack in enumerate(state._stacks):
+            if stack:
+                where.append(k)
+                bases.append(int(seat_base[k, stack[0]]))
+                cells_.append(cell)
+                heights.append(len(stack))
+                caps.append(cap_height(stack))
+                buried.extend((k, owner, cell) for owner in set(stack[1:]))
+    if where:
+        k_, base, pos = np.array(where), np.array(bases), grid[np.array(cells_)]
+        batch[k_, base, pos] = 1.0
+        batch[k_, base + 1, pos] = np.minimum(np.array(heights) / HEIGHT_SCALE, 1.0)
+        batch[k_, base + 2, pos] = np.minimum(np.array(caps) / HEIGHT_SCALE, 1.0)
+    if buried:
+        kb, owner, cell = np.array(buried).T
+        batch[kb, seat_base[kb, owner] + 5, grid[cell]] = 1.0
+
+
+def _encode_globals(
+    states: Sequence[GameState], batch: NDArray[np.float32], grid: NDArray[np.int64], base: int
+) -> None:
+    rows = np.arange(len(states))
+    phase = np.fromiter((PHASES.index(s.phase) for s in states), dtype=np.int64)
+    batch[rows[:, None], (base + phase)[:, None], grid[None, :]] = 1.0
+    base += len(PHASES)
+    for k, state in enumerate(states):
+        focus = state.chain_pos if state.phase in _CHAIN_PHASES else state.must_move
+        if focus >= 0:
+            batch[k, base, grid[focus]] = 1.0
+        if state.pending_region:
+            batch[k, base + 1, grid[list(state.pending_region)]] = 1.0
+    batch[:, base + 2, grid] = np.array([float(s.pending_line) for s in states])[:, None]
+    batch[:, base + 3, grid] = np.array([float(s.swap_offered) for s in states])[:, None]
+
+
+def _encode_one(state: GameState, planes: NDArray[np.float32], lay: Layout) -> None:
+    """One state's planes, written into `planes` (C, H·W): the path for small batches."""
     n = state.num_players
     planes[0, lay.grid] = 1.0
     # base plane of each player's seat (index 0 unused): seat 0 = the player to move
     seat_base = np.zeros(n + 1, dtype=np.int64)
     for seat in range(n):
-        seat_base[_seat_player(state, seat)] = 1 + PER_SEAT_PLANES * seat
-    _encode_cells(state, planes, lay, seat_base)
+        seat_base[(state.current_player - 1 + seat) % n + 1] = 1 + PER_SEAT_PLANES * seat
+    _encode_one_cells(state, planes, lay, seat_base)
     for player in range(1, n + 1):
         base = int(seat_base[player])
         planes[base + 6, lay.grid] = state.rings_in_hand(player) / state.rings_per_player
         planes[base + 7, lay.grid] = state.eliminated_rings(player) / state.victory_threshold
         planes[base + 8, lay.grid] = state.territory(player) / state.territory_minimum
-    _encode_globals(state, planes, lay, 1 + PER_SEAT_PLANES * n)
+    _encode_one_globals(state, planes, lay, 1 + PER_SEAT_PLANES * n)
 
 
-def _encode_cells(
+def _encode_one_cells(
     state: GameState, planes: NDArray[np.float32], lay: Layout, seat_base: NDArray[np.int64]
 ) -> None:
     """Markers and collapsed cells as array operations; stacks cell by cell (few)."""
@@ -183,10 +271,12 @@ def _encode_cells(
             planes[seat_base[owner] + 5, pos] = 1.0
 
 
-def _encode_globals(state: GameState, planes: NDArray[np.float32], lay: Layout, base: int) -> None:
+def _encode_one_globals(
+    state: GameState, planes: NDArray[np.float32], lay: Layout, base: int
+) -> None:
     planes[base + PHASES.index(state.phase), lay.grid] = 1.0
     base += len(PHASES)
-    focus = state.chain_pos if state.phase in ("capture", "chain_capture") else state.must_move
+    focus = state.chain_pos if state.phase in _CHAIN_PHASES else state.must_move
     if focus >= 0:
         planes[base, lay.grid[focus]] = 1.0
     for cell in state.pending_region or ():
