@@ -4,7 +4,8 @@ gate, statistic and threshold, and ModelRolledBack when a new best regresses.
 Gates, in order: cooldown since the config's last promotion (event time); floors against
 the random and heuristic baselines by player count; then head to head against the current
 best, passed by an SPRT accept or (in "sprt_or_wilson" / "wilson" mode) a Wilson lower
-bound above the threshold. The first model of a config is promoted on the floors alone.
+bound above the threshold, or (in "sprt_truncated" mode) an SPRT still undecided at the game
+cap whose LLR is positive (the truncated test's decision). The first model of a config is promoted on the floors alone.
 Every decision appends only if `loop.model.*.<config>` is unchanged since the registry
 was read, so two promoters never race on a config.
 """
@@ -99,7 +100,7 @@ def judge(event: EvaluationCompleted, best: Row | None, settings: LoopSettings) 
     if rival is None:
         return Verdict(False, "head_to_head", 0.0, gates.wilson_threshold,
                        f"no games against the current best {best['model_id']}")  # fmt: skip
-    return _head_to_head_verdict(rival, best["model_id"], settings)
+    return head_to_head_verdict(rival, best["model_id"], settings)
 
 
 def _floors(
@@ -137,7 +138,7 @@ def _head_to_head(results: dict[str, OpponentResult], best: Row) -> OpponentResu
     return rivals[0] if len(rivals) == 1 else None
 
 
-def _head_to_head_verdict(result: OpponentResult, best_id: str, settings: LoopSettings) -> Verdict:
+def head_to_head_verdict(result: OpponentResult, best_id: str, settings: LoopSettings) -> Verdict:
     """Judge the head-to-head by the gate's own SPRT decision and Wilson bound (computed once,
     by handlers.gating, and carried in the EvaluationCompleted)."""
     gates, test = settings.promotion, settings.evaluation.sprt
@@ -148,6 +149,13 @@ def _head_to_head_verdict(result: OpponentResult, best_id: str, settings: LoopSe
               f"Wilson low {low:.3f}")  # fmt: skip
     if gates.head_to_head != "wilson" and decision == "accept":
         return Verdict(True, "sprt", llr, upper, f"SPRT accepted {record}")
+    if gates.head_to_head == "sprt_truncated":
+        if decision == "continue" and llr > 0:
+            return Verdict(True, "sprt", llr, 0.0,
+                           f"SPRT undecided at the game cap, LLR > 0 {record}")  # fmt: skip
+        why = "SPRT rejected" if decision == "reject" else "SPRT undecided at the game cap, LLR ≤ 0"
+        return Verdict(False, "sprt", llr, 0.0 if decision == "continue" else upper,
+                       f"{why} {record}")  # fmt: skip
     if gates.head_to_head != "sprt" and low > gates.wilson_threshold:
         return Verdict(True, "wilson", low, gates.wilson_threshold, f"Wilson bound passed {record}")
     if gates.head_to_head == "sprt":

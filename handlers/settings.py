@@ -223,7 +223,13 @@ class EvaluationSettings(_Section):
 class PromotionSettings(_Section):
     """The promotion gates, the cooldown and the regression watch."""
 
-    head_to_head: Literal["sprt_or_wilson", "sprt", "wilson"] = "sprt_or_wilson"
+    head_to_head: Literal["sprt_or_wilson", "sprt", "wilson", "sprt_truncated"] = Field(
+        default="sprt_or_wilson",
+        description="how the head-to-head against the best passes: an SPRT accept or a Wilson "
+        "low above wilson_threshold; SPRT only; Wilson only; or sprt_truncated: an SPRT accept, "
+        "or at the game cap an LLR > 0 (nearer elo1 than elo0). `ringloop bench gate` measures "
+        "each mode's power curve",
+    )
     wilson_threshold: float = Field(default=0.5, ge=0, lt=1)
     floors: dict[str, PerPlayers] = Field(
         default_factory=lambda: {

@@ -5,6 +5,7 @@ rejections by Wilson bound and head to head on what the gate reported."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,6 +137,10 @@ def test_a_redelivered_game_is_counted_once() -> None:
         (23, 17, "wilson", "head_to_head", False),  # Wilson low ≤ 0.5
         (36, 4, "wilson", "wilson", True),  # Wilson low > 0.5
         (22, 18, "sprt", "sprt", False),  # SPRT mode: no accept, no promotion
+        (30, 10, "sprt_truncated", "sprt", True),  # SPRT accepts
+        (23, 17, "sprt_truncated", "sprt", True),  # at the cap, 0.575 > midpoint 0.557: LLR > 0
+        (22, 18, "sprt_truncated", "sprt", False),  # at the cap, 0.55 < 0.557: LLR < 0
+        (8, 32, "sprt_truncated", "sprt", False),  # SPRT rejects
     ],
 )
 def test_the_promoter_judges_the_head_to_head_the_gate_reported(
@@ -157,3 +162,39 @@ def test_the_promoter_judges_the_head_to_head_the_gate_reported(
         assert verdict.statistic == head.wilson_low > loop.promotion.wilson_threshold
     if gate == "head_to_head":
         assert verdict.statistic == head.wilson_low <= loop.promotion.wilson_threshold
+    if mode == "sprt_truncated":
+        assert verdict.statistic == head.llr
+        assert (head.llr is not None and head.llr > 0) == promote
+
+
+def test_bench_gate_prints_a_power_curve_that_rises_with_strength(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from ops.bench import gate as bench_gate
+
+    args = argparse.Namespace(
+        profile="small", trials=150, elo="-200,0,400", draw_rate=0.1, seed=3, json=True
+    )
+    assert bench_gate.run(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {row["elo"]: row["promoted"] for row in report["rows"]}
+    assert set(rows[0.0]) == {"sprt_or_wilson", "sprt", "wilson", "sprt_truncated"}
+    for mode in rows[0.0]:
+        assert rows[-200.0][mode] < 0.05 < 0.9 < rows[400.0][mode], mode
+        assert rows[-200.0][mode] <= rows[0.0][mode] <= rows[400.0][mode], mode
+    # truncation promotes at least what the plain SPRT does, from the same games
+    assert all(rows[e]["sprt_truncated"] >= rows[e]["sprt"] for e in rows)
+
+
+def test_bench_gate_refuses_a_bad_strength_list(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from ops.bench import gate as bench_gate
+
+    args = argparse.Namespace(
+        profile="small", trials=10, elo="1,x", draw_rate=0.0, seed=1, json=False
+    )
+    assert bench_gate.run(args) == 2
+    assert "'1,x'" in capsys.readouterr().err
