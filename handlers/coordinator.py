@@ -222,7 +222,16 @@ class LeaseClient:
             )
         except LeaseLost:
             seq, current = await self.read(lease.key)
-            if current != lease.holder or seq <= lease.token:
+            if current is None:
+                raise LeaseLost(
+                    f"lease {lease.key!r} expired: no renewal landed within its "
+                    f"{lease.ttl_s:g}s TTL (this process was stalled or the server away)"
+                ) from None
+            if current != lease.holder:
+                raise LeaseLost(
+                    f"lease {lease.key!r} was taken over by {current.describe()}"
+                ) from None
+            if seq <= lease.token:
                 raise
             log.info("lease_renewal_adopted", key=lease.key, token=seq, expected=lease.token)
             return Lease(lease.key, seq, lease.holder, lease.ttl_s)
@@ -322,6 +331,7 @@ class KeptLease:
         self.lease = lease
         self.every_s = every_s
         self.lost = asyncio.Event()
+        self.lost_reason = ""  # why, once `lost` is set
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> KeptLease:
@@ -358,6 +368,7 @@ class KeptLease:
                 self.lease = await self.leases.renew(self.lease)
             except LeaseLost as exc:
                 log.warning("lease_lost", key=self.lease.key, error=str(exc))
+                self.lost_reason = str(exc)
                 self.lost.set()
                 return
             except (NatsError, TimeoutError, OSError) as exc:

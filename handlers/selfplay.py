@@ -19,6 +19,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -178,6 +179,11 @@ _CHILD: dict[str, Any] = {}
 
 def _child_init(halt: Any) -> None:
     import torch
+
+    # A terminal's Ctrl-C reaches the whole process group, this child too: it must not die
+    # of it mid-batch (its KeyboardInterrupt would surface in the parent, which would then
+    # exit without draining). The parent stops it through `halt`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     torch.set_num_threads(1)  # one core per selfplay process; the search is the bottleneck
     _CHILD["halt"] = halt

@@ -35,11 +35,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument("subject", help="subject filter, e.g. 'loop.elo.>' or 'games.>'")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--all", action="store_true", help="start at the first stored event")
-    start.add_argument("--from-seq", type=int, help="start at this stream sequence")
+    start.add_argument(
+        "--from-seq", type=_sequence, help="start at this stream sequence (1 or more)"
+    )
     parser.add_argument("--count", type=int, help="exit after printing N events")
     parser.add_argument("--json", action="store_true", help="print raw event JSON lines")
     add_bus_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _sequence(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a stream sequence: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a stream sequence is 1 or more, got {text!r}")
+    return value
 
 
 def describe(record: RawRecord) -> str:
@@ -108,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         stop_on_signals(stop)
         if args.all:
             start = 1
-        elif args.from_seq:
+        elif args.from_seq is not None:
             start = args.from_seq
         else:
             start = await app.store.last_seq(stream) + 1

@@ -61,6 +61,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
+    # Every stage's module (torch among them) is imported here, before the loop lease is
+    # taken: an import of many seconds inside the event loop would starve its renewals.
+    from ops.wiring import stages
+
+    known = stages()
+    names = args.handlers.split(",") if args.handlers else known
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        print(
+            f"ringloop: unknown handler(s) in --handlers {args.handlers!r}: "
+            f"{', '.join(unknown)}; known: {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return 2
+
     async def body(app: App) -> int:
         if args.inline and auth.enabled(app.settings.state_dir):
             print(
@@ -83,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ringloop: {exc}", file=sys.stderr)
             return 3
         try:
-            return await serve(app, args, lease)
+            return await serve(app, args, lease, names)
         finally:
             await lease.release()
             lock.release()
@@ -105,13 +120,12 @@ def end_left_behind(settings: Settings) -> None:
         print(f"ringloop up: ended {description} left by an earlier `up`", file=sys.stderr)
 
 
-async def serve(app: App, args: argparse.Namespace, lease: KeptLease) -> int:
+async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: list[str]) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     from ops.watching import announce, start_watching
-    from ops.wiring import run_stages, stages
+    from ops.wiring import run_stages
 
-    names = args.handlers.split(",") if args.handlers else stages()
     for name in PROJECTIONS:
         app.projection_runner(name).start()
     watching = await start_watching(app, dashboard=True, loop_metrics=True, handler_metrics=True,
@@ -164,9 +178,10 @@ def stopped_summary(app: App, inline: list[str], heavy: list[str], url: str) -> 
 
 
 async def stop_when_lost(lease: KeptLease, stop: asyncio.Event) -> None:
-    """Fencing: once another `up` took the loop lease over, this one stops."""
+    """Fencing: once the loop lease is lost (another `up` took it over, or it expired
+    unrenewed and may be taken), this one stops."""
     await lease.lost.wait()
-    print("ringloop up: the loop lease was taken over by another `up`; stopping", file=sys.stderr)
+    print(f"ringloop up: {lease.lost_reason}; stopping", file=sys.stderr)
     stop.set()
 
 
