@@ -83,12 +83,14 @@ PROFILES: dict[str, dict[str, Any]] = {
             "max_moves": 120,
             "games_per_task": 2,
             "bootstrap_simulations": 8,
+            "search": "puct",  # tiny: the quickest whole generation; its learning is not measured
         },
         "evaluation": {
             "games": 12,
             "baseline_games": 4,
             "simulations": 8,
             "games_per_batch": 4,
+            "search": "puct",
             "sprt": {"elo0": 0.0, "elo1": 100.0, "alpha": 0.1, "beta": 0.1},
         },
         "promotion": {

@@ -147,7 +147,7 @@ class SelfplaySettings(_Section):
         default=1, ge=0, le=1, description="1: games in a child process per worker; 0: a thread"
     )
     search: SearchKind = Field(
-        default="puct",
+        default="gumbel",
         description="root search of selfplay (and the bootstrap): PUCT visits, or Gumbel "
         "(Gumbel-top-k, sequential halving, completed-Q improved policy as the target)",
     )
@@ -207,7 +207,7 @@ class EvaluationSettings(_Section):
     games_per_batch: int = Field(
         default=8, ge=1, description="gating or tournament games one evaluator plays at once"
     )
-    search: SearchKind = Field(default="puct", description="root search of gating games")
+    search: SearchKind = Field(default="gumbel", description="root search of gating games")
 
     @field_validator("baselines")
     @classmethod
