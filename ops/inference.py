@@ -264,6 +264,16 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], byt
 # ---------------------------------------------------------------- the service as a child
 
 
+def start_for_loop(settings: Any, argv: list[str]) -> InferenceProcess | None:
+    """`up`'s service for this host when ``selfplay.inference`` asks for shared inference
+    (``argv``: the bus options every child of `up` gets)."""
+    from handlers.inference import shared_inference
+
+    if not shared_inference(settings.loop.selfplay):
+        return None
+    return InferenceProcess(argv, settings.state_dir)
+
+
 class InferenceProcess:
     """`ringloop inference` as a child of `up` (recorded, dies with it); `stop` ends it."""
 

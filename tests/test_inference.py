@@ -253,3 +253,64 @@ def test_a_bad_inference_setting_names_the_field() -> None:
 
     with pytest.raises(LoopSettingsError, match="selfplay.inference='gpu'"):
         LoopSettings.profile("tiny", selfplay={"inference": "gpu"})
+
+
+def test_a_selfplay_child_process_plays_its_games_through_the_service(
+    state: tuple[Path, str], service: Path
+) -> None:
+    import asyncio
+    import hashlib
+
+    from events import ArtifactRef, Producer
+    from handlers.agents import search_settings
+    from handlers.models import ModelRef
+    from handlers.selfplay import ChildPlayer
+
+    state_dir, sha = state
+    checkpoint = (state_dir / "cache" / "models" / f"{sha}.pt").read_bytes()
+    assert hashlib.sha256(checkpoint).hexdigest() == sha
+    loop = LoopSettings.profile(
+        "tiny", selfplay={"inference": "shared", "max_moves": 6, "simulations": 4}
+    )
+    artifact = ArtifactRef(bucket="ringloop-models", name="m", sha256=sha, size=len(checkpoint))
+    model = ModelRef(CONFIG.name, "m", artifact, generation=1)
+    watcher = InferenceClient(service, timeout_s=120)
+    before = watcher.stats()["positions"]
+    child = ChildPlayer()
+    try:
+        records = asyncio.run(
+            child.play(CONFIG, loop, search_settings(loop, "selfplay"), 7,
+                       Producer.current("t"), model, checkpoint, service)
+        )  # fmt: skip
+    finally:
+        child.close()
+    served = watcher.stats()["positions"] - before
+    watcher.close()
+    assert len(records) == loop.selfplay.games_per_task
+    assert all(r.seats[0].model_sha256 == sha and r.visits for r in records)
+    assert served > 0  # the child's leaves were evaluated by the service
+
+
+def test_up_starts_the_service_only_when_shared_inference_is_asked(tmp_path: Path) -> None:
+    import asyncio
+
+    from ops.inference import start_for_loop
+    from ops.settings import Settings
+
+    local = Settings(state_dir=tmp_path, loop=LoopSettings.profile("tiny"))
+    assert local.loop.selfplay.inference == "auto"
+    if not __import__("torch").cuda.is_available():
+        assert start_for_loop(local, ["--state-dir", str(tmp_path)]) is None
+    shared = Settings(
+        state_dir=tmp_path, loop=LoopSettings.profile("tiny", selfplay={"inference": "shared"})
+    )
+    process = start_for_loop(shared, ["--state-dir", str(tmp_path)])
+    assert process is not None
+    path = inference_socket(tmp_path)
+    deadline = time.monotonic() + START_S
+    while not path.exists() and process.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a condition: the service's socket appears
+    InferenceClient(path, timeout_s=60).close()
+    asyncio.run(process.stop())
+    assert process.process.returncode == 0 and not path.exists()
+    assert not list((tmp_path / "pids").glob("inference-*.json"))
