@@ -38,6 +38,7 @@ from handlers.agents import bootstrap_agent, model_agent, search_settings
 from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
 from handlers.feedback import knobs
 from handlers.games import Cancelled, game_completed, play_games
+from handlers.inference import InferenceUnavailable, inference_socket, selfplay_evaluator
 from handlers.models import ModelRef, best_model, checkpoint_cache, fetch_checkpoint
 from handlers.runtime import Consumer
 from handlers.settings import LoopSettings
@@ -48,6 +49,7 @@ from projections.tables import Tables
 
 if TYPE_CHECKING:
     from engine.players.neural import NetworkEvaluator
+    from handlers.inference import SharedEvaluator
 
 NAME = "selfplay"
 
@@ -83,7 +85,7 @@ def play_selfplay_batch(
     *,
     seed: int,
     producer: Producer,
-    network: NetworkEvaluator | None = None,
+    network: NetworkEvaluator | SharedEvaluator | None = None,
     model: ModelRef | None = None,
     games: int | None = None,
     stop: threading.Event | None = None,
@@ -158,13 +160,19 @@ class ChildPlayer:
         producer: Producer,
         model: ModelRef | None,
         checkpoint: bytes | None,
+        socket_path: Path | None = None,
     ) -> list[GameCompleted]:
         sha = model.artifact.sha256 if model and model.artifact and checkpoint else None
         payload = checkpoint if sha and sha not in self.sent else None
         future = asyncio.get_running_loop().run_in_executor(
-            self.pool, _child_play, config.name, loop, search, seed, producer, model, sha, payload
-        )
-        records = await future
+            self.pool, _child_play, config.name, loop, search, seed, producer, model, sha, payload,
+            socket_path,
+        )  # fmt: skip
+        try:
+            records = await future
+        except InferenceUnavailable:
+            self.sent.discard(sha or "")  # the child dropped it; the next batch sends it again
+            raise
         if sha:
             self.sent.add(sha)
         return records
@@ -199,26 +207,36 @@ def _child_play(
     model: ModelRef | None,
     sha: str | None,
     checkpoint: bytes | None,
+    socket_path: Path | None = None,
 ) -> list[GameCompleted]:
-    from engine.network import load_checkpoint
-    from engine.players.neural import NetworkEvaluator
-
-    networks: dict[str, NetworkEvaluator] = _CHILD["networks"]
+    networks: dict[str, Any] = _CHILD["networks"]
     if sha is not None and sha not in networks:
         if checkpoint is None:
             raise RuntimeError(f"selfplay child has no checkpoint for {sha}")
-        networks.clear()
-        networks[sha] = NetworkEvaluator(load_checkpoint(checkpoint)[0])
-    return play_selfplay_batch(
-        GameConfig.parse(config),
-        loop,
-        search,
-        seed=seed,
-        producer=producer,
-        network=networks.get(sha) if sha else None,
-        model=model if sha else None,
-        stop=_CHILD["halt"],
-    )
+        _drop(networks)
+        networks[sha] = selfplay_evaluator(loop, sha, checkpoint, socket_path)
+    try:
+        return play_selfplay_batch(
+            GameConfig.parse(config),
+            loop,
+            search,
+            seed=seed,
+            producer=producer,
+            network=networks.get(sha) if sha else None,
+            model=model if sha else None,
+            stop=_CHILD["halt"],
+        )
+    except InferenceUnavailable:
+        _drop(networks)  # the next batch reconnects, or plays with a network of its own
+        raise
+
+
+def _drop(networks: dict[str, Any]) -> None:
+    """Forget the child's evaluators, closing a shared one's connection to the service."""
+    for evaluator in networks.values():
+        if hasattr(evaluator, "close"):
+            evaluator.close()
+    networks.clear()
 
 
 @dataclass
@@ -239,7 +257,8 @@ class SelfplayWorker:
     child: ChildPlayer | None = None
     worker_id: str = field(default_factory=lambda: f"{NAME}-{uuid.uuid4().hex[:12]}")
     models: dict[str, ModelRef | None] = field(default_factory=dict)
-    loaded: dict[str, tuple[str, bytes, NetworkEvaluator | None]] = field(default_factory=dict)
+    loaded: dict[str, tuple[str, bytes, Any]] = field(default_factory=dict)
+    inference_socket: Path | None = None  # the host's shared inference service (if used)
     batches: int = 0
     games: int = 0
     moves: int = 0
@@ -270,16 +289,13 @@ class SelfplayWorker:
             log.info("selfplay_model_loaded", config=config, model_id=model.model_id)
         return model, self.loaded[config][1]
 
-    async def _network_for(self, config: str) -> tuple[ModelRef | None, NetworkEvaluator | None]:
+    async def _network_for(self, config: str) -> tuple[ModelRef | None, Any]:
         model, checkpoint = await self._checkpoint_for(config)
         if model is None or checkpoint is None:
             return None, None
         sha, data, network = self.loaded[config]
         if network is None:
-            from engine.network import load_checkpoint
-            from engine.players.neural import NetworkEvaluator
-
-            network = NetworkEvaluator(load_checkpoint(data)[0])
+            network = selfplay_evaluator(self.settings, sha, data, self.inference_socket)
             self.loaded[config] = (sha, data, network)
         return model, network
 
@@ -298,22 +314,25 @@ class SelfplayWorker:
         if self.child is not None:
             model, checkpoint = await self._checkpoint_for(config.name)
             search = self._search(config.name, model)
-            records = await self.child.play(
-                config, self.settings, search, seed, self.producer, model, checkpoint
-            )
+            records = await self.child.play(config, self.settings, search, seed, self.producer,
+                                            model, checkpoint, self.inference_socket)  # fmt: skip
         else:
             model, network = await self._network_for(config.name)
-            records = await asyncio.to_thread(
-                play_selfplay_batch,
-                config,
-                self.settings,
-                self._search(config.name, model),
-                seed=seed,
-                producer=self.producer,
-                network=network,
-                model=model,
-                stop=stop,
-            )
+            try:
+                records = await asyncio.to_thread(
+                    play_selfplay_batch,
+                    config,
+                    self.settings,
+                    self._search(config.name, model),
+                    seed=seed,
+                    producer=self.producer,
+                    network=network,
+                    model=model,
+                    stop=stop,
+                )
+            except InferenceUnavailable:
+                self.loaded.pop(config.name, None)  # reconnect, or a network of its own, next
+                raise
         self.seconds += time.perf_counter() - started
         await ensure_held(kept, f"selfplay worker {self.worker_id!r}")
         await self.store.append_many(records)
@@ -377,7 +396,8 @@ def new_worker(
 ) -> SelfplayWorker:
     """A worker with a child process for its games when ``selfplay.processes`` is 1."""
     child = ChildPlayer() if settings.selfplay.processes > 0 else None
-    return SelfplayWorker(store, settings, views, checkpoint_cache(state_dir), child=child)
+    return SelfplayWorker(store, settings, views, checkpoint_cache(state_dir), child=child,
+                          inference_socket=inference_socket(state_dir))  # fmt: skip
 
 
 @dataclass
@@ -403,6 +423,10 @@ class _Session:
                 await self.worker.batch(self.rng, self.halt, kept)
             except Cancelled:
                 return
+            except InferenceUnavailable as exc:  # the batch is lost; the next one goes on
+                log.warning(
+                    "selfplay_inference_lost", worker=self.worker.worker_id, reason=str(exc)
+                )
             if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
                 await self.worker.store.append(self.worker.heartbeat())
                 self.last_beat = time.monotonic()

@@ -164,6 +164,25 @@ class SelfplaySettings(_Section):
     )
     gumbel_c_visit: float = Field(default=50.0, ge=0, description="Gumbel: sigma's c_visit")
     gumbel_c_scale: float = Field(default=0.1, gt=0, description="Gumbel: sigma's c_scale")
+    inference: Literal["auto", "local", "shared"] = Field(
+        default="auto",
+        description="local: each selfplay process holds the network; shared: the host's "
+        "`ringloop inference` service batches the forward passes of all its selfplay "
+        "processes; auto: shared on a CUDA host, local otherwise",
+    )
+    inference_max_batch: int = Field(
+        default=2048, ge=1, description="shared inference: positions per forward pass at most"
+    )
+    inference_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=120_000,
+        description="shared inference: longest a request waits for others to join its batch "
+        "(none once every connected client has a request in)",
+    )
+    inference_timeout_s: float = Field(
+        default=600.0, gt=0, description="shared inference: a client gives up on a silent service"
+    )
 
     @field_validator("parallel_games")
     @classmethod

@@ -22,9 +22,20 @@ def test_bench_selfplay_reports_ratio_and_shares(capsys: pytest.CaptureFixture[s
     assert sum(report["shares"].values()) == pytest.approx(1.0, abs=0.02)
 
 
+def test_bench_selfplay_compares_shared_inference(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "selfplay", "--profile", "tiny", "--games", "2", "--parallel", "2"]
+    assert main([*argv, "--inference", "shared", "--workers", "2", "--no-baseline", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["workers"] == 2 and report["service_batches"] > 0
+    assert report["local_workers_evals_per_s"] > 0 and report["shared_evals_per_s"] > 0
+    expected = report["shared_evals_per_s"] / report["local_workers_evals_per_s"]
+    assert report["shared_ratio"] == pytest.approx(expected, abs=1e-3)
+
+
 @pytest.mark.parametrize(
     ("argv", "quoted"),
     [
+        (["--workers", "0"], "0"),
         (["--config", "square9_2p"], "'square9_2p'"),
         (["--device", "nodevice"], "'nodevice'"),
         (["--profile", "huge"], "'huge'"),

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
     parser.add_argument("--no-baseline", action="store_true", help="skip the lock-step baseline")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--inference",
+        choices=("local", "shared"),
+        default="local",
+        help="shared: also N selfplay processes through one `ringloop inference` vs N local",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="processes for --inference shared")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +83,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
         torch.zeros(1, device=device)
     except (RuntimeError, AssertionError) as exc:
         raise ValueError(f"device {args.device!r} is not usable here: {exc}") from None
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.threads < 1 or (args.games is not None and args.games < 1):
         raise ValueError(f"--threads and --games must be >= 1, got {args.threads}, {args.games}")
     if device.type == "cpu":
@@ -123,6 +132,10 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
         "raw_evals_per_s": round(raw, 1),
     }
     report["eval_ratio"] = round(report["selfplay_evals_per_s"] / raw, 3)
+    if args.inference == "shared":
+        from ops.bench.shared_inference import compare
+
+        report |= compare(config, loop, device, network, args.workers, games, args.seed)
     if not args.no_baseline:
         base = NetworkEvaluator(network, device=device)
         base_agent = model_agent("bench", base, search, sha256=None, noise=True)
@@ -260,6 +273,11 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         print(f"baseline lock-step ({LOCKSTEP_GAMES} games, avg batch "
               f"{report['lockstep_avg_batch']}): {report['lockstep_evals_per_s']:,.0f} "
               f"positions/s -> eval_ratio {report['lockstep_eval_ratio']}")  # fmt: skip
+    if "shared_ratio" in report:
+        print(f"{report['workers']} selfplay processes: each its own network "
+              f"{report['local_workers_evals_per_s']:,.0f} positions/s, through one inference "
+              f"service {report['shared_evals_per_s']:,.0f} positions/s (avg batch "
+              f"{report['service_avg_batch']}) -> shared_ratio {report['shared_ratio']}")  # fmt: skip
     print("time shares:")
     for part, share in report["shares"].items():
         print(f"  {part:<52} {share:6.1%}")

@@ -136,6 +136,11 @@ async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: lis
     if "selfplay" in heavy:
         heavy += ["selfplay"] * (args.selfplay_workers - 1)
     children = Children(heavy, child_arguments(args, url), state_dir=app.settings.state_dir)
+    from ops.inference import start_for_loop
+
+    inference = (
+        start_for_loop(app.settings, child_arguments(args, url)) if "selfplay" in names else None
+    )
     inline = [name for name in names if name not in heavy]
     producer = Producer.current("up")
     await app.store.append(DaemonStarted(daemon="up", producer=producer))
@@ -159,6 +164,8 @@ async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: lis
             if task is not None:
                 task.cancel()
         await children.stop()
+        if inference is not None:
+            await inference.stop()  # after selfplay, its clients
         await watching.stop()
         await snapshots.stop()  # a last snapshot of each view, for handler processes
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
