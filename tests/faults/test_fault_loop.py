@@ -218,10 +218,12 @@ async def settled(url: str, state: Path, timeout: float) -> float:
         async def done() -> bool:
             if not await consumers_drained(app, LOG_STREAM, durables):
                 return False
-            last = await app.store.last_seq(LOG_STREAM)
+            ends = {
+                name: await app.store.last_seq(PROJECTIONS[name]().stream) for name in PROJECTIONS
+            }
             db = open_db(settings.projections_db)
             try:
-                return all(checkpoint(db, name) >= last for name in PROJECTIONS)
+                return all(checkpoint(db, name) >= end for name, end in ends.items())
             finally:
                 db.close()
 
