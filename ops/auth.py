@@ -55,6 +55,7 @@ from ops.settings import Settings
 AUTH_DIR = "auth"
 CONFIG_FILE = "authorization.conf"
 LOOP_ROLE = "loop"  # `ringloop up`: setup, the projector, the light stages it runs inline
+PROJECTOR_ROLE = "projector"  # `ringloop run projector`: reads, writes the views' snapshots
 TOOLS_ROLE = "tools"  # status, tail, replay, leaderboard, explain: read-only
 ADMIN_ROLE = "admin"  # import-elo-db, tournament, operators: everything
 SETUP_ROLES = (LOOP_ROLE, ADMIN_ROLE)
@@ -104,8 +105,9 @@ class Permissions:
 
 
 def roles() -> list[str]:
-    """Every role: each stage of handlers.REACTIONS, then the loop, tools and admin."""
-    return [*STAGE_EVENTS, LOOP_ROLE, TOOLS_ROLE, ADMIN_ROLE]
+    """Every role: each stage of handlers.REACTIONS, then the loop, the projector, tools and
+    admin."""
+    return [*STAGE_EVENTS, LOOP_ROLE, PROJECTOR_ROLE, TOOLS_ROLE, ADMIN_ROLE]
 
 
 def inbox_prefix(role: str) -> str:
@@ -217,10 +219,23 @@ def loop_permissions(all_durables: list[Durable]) -> Permissions:
     from handlers.coordinator import LOOP_KEY
 
     publish.append(f"$KV.{LEASES_BUCKET}.{LOOP_KEY}")
-    publish += [f"$O.{SNAPSHOTS_BUCKET}.>", f"{JS_API}.STREAM.PURGE.OBJ_{SNAPSHOTS_BUCKET}"]
+    publish += snapshot_subjects()
     for stream in setup_streams():
         publish += [f"{JS_API}.STREAM.CREATE.{stream}", f"{JS_API}.STREAM.UPDATE.{stream}"]
     return Permissions(_unique(publish), (f"{inbox_prefix(LOOP_ROLE)}.>",))
+
+
+def snapshot_subjects() -> list[str]:
+    """Writing the projector's snapshots (replacing one purges its old chunks)."""
+    return [f"$O.{SNAPSHOTS_BUCKET}.>", f"{JS_API}.STREAM.PURGE.OBJ_{SNAPSHOTS_BUCKET}"]
+
+
+def projector_permissions() -> Permissions:
+    """`ringloop run projector`: reading, its daemon events and the views' snapshots."""
+    publish = read_subjects() + snapshot_subjects()
+    for event_cls in (DaemonStarted, DaemonStopped):
+        publish += subject_filters(event_cls)
+    return Permissions(_unique(publish), (f"{inbox_prefix(PROJECTOR_ROLE)}.>",))
 
 
 def setup_streams() -> list[str]:
@@ -233,6 +248,8 @@ def permissions(role: str, all_durables: list[Durable] | None = None) -> Permiss
     found = durables() if all_durables is None else all_durables
     if role == LOOP_ROLE:
         return loop_permissions(found)
+    if role == PROJECTOR_ROLE:
+        return projector_permissions()
     if role == TOOLS_ROLE:
         return Permissions(tuple(read_subjects()), (f"{inbox_prefix(TOOLS_ROLE)}.>",))
     if role == ADMIN_ROLE:

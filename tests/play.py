@@ -1,16 +1,17 @@
 """Helpers for tests of the play stages: a selfplay worker over this process's views, game
-ranges of what it appended, stages run in this process, waits on the log."""
+ranges of what it appended, stages run in this process, a gating candidate, waits on the log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from events import GAMES_STREAM, LOG_STREAM, Event, GameRange
+from events import GAMES_STREAM, LOG_STREAM, Event, GameRange, MatchCompleted, TrainingCompleted
 from events.streams import games_subject
 from handlers.selfplay import SelfplayWorker
 from handlers.settings import LoopSettings
@@ -73,3 +74,34 @@ async def events_on(app: App, subject: str, count: int = 1, timeout: float = 30)
 def of(events: list[Event], **fields: Any) -> list[Event]:
     """The events whose fields have these values."""
     return [e for e in events if all(getattr(e, k, None) == v for k, v in fields.items())]
+
+
+async def candidate(app: App, config: str) -> TrainingCompleted:
+    """A registered-looking candidate with real (untrained) weights in the Object Store: its
+    TrainingCompleted opens a gate (`eval-gate-test`) once appended."""
+    import torch
+
+    from engine import GameConfig
+    from engine.encoding import network_spec
+    from engine.network import build_network, save_checkpoint
+    from handlers.models import put_checkpoint
+
+    spec = network_spec(GameConfig.parse(config), blocks=1, channels=8)
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    save_checkpoint(build_network(spec), spec, buffer)
+    artifact = await put_checkpoint(app.store, f"{config}/gate-test.pt", buffer.getvalue())
+    data = GameRange(subject=games_subject(config, "selfplay"), first_seq=1, last_seq=1, count=1)
+    return TrainingCompleted(config=config, training_id="gate-test", model_id="gate-test-model",
+                             artifact=artifact, losses=[], samples=1, samples_per_s=1.0,
+                             duration_s=1.0, data=data, generation=1)  # fmt: skip
+
+
+async def gate_matches(app: App, config: str, evaluation_id: str) -> list[MatchCompleted]:
+    """The MatchCompleted of one gate so far."""
+    stored = await app.store.read_all(LOG_STREAM, f"loop.match.completed.{config}")
+    return [
+        s.event
+        for s in stored
+        if isinstance(s.event, MatchCompleted) and s.event.context_id == evaluation_id
+    ]

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -345,6 +346,91 @@ async def test_tls_with_client_certificates_and_a_roles_nkey(tmp_path: Path) -> 
             await connect(NatsSettings(nkeys_seed_file=secured.nkeys_seed_file), server.url)
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ evaluators on two hosts
+
+# A gate of 2 x 8 games, two a fetch (an evaluator's fetch takes up to `games_per_batch`
+# items: with the default 8, a gate of three goes whole to whichever fetch comes first), an
+# SPRT strict enough not to stop early.
+GATE_TOML = """[loop]
+preset = "tiny"
+[loop.evaluation]
+baseline_games = 8
+games_per_batch = 2
+sprt = { elo0 = 0.0, elo1 = 1.0, alpha = 0.001, beta = 0.001 }
+[loop.tasks]
+ack_wait_s = 4.0
+"""
+
+
+def evaluator_host(auth_state: Path, host: Path) -> Path:
+    """A second host's state folder: the settings and only the evaluator's credential."""
+    (host / auth.AUTH_DIR).mkdir(parents=True)
+    seed = auth.seed_file(host, "evaluator")
+    seed.write_bytes(auth.seed_file(auth_state, "evaluator").read_bytes())
+    seed.chmod(0o600)
+    (host / "settings.toml").write_text(GATE_TOML)
+    return host
+
+
+async def test_two_evaluators_with_the_evaluator_credential_share_a_gate(
+    auth_state: Path, auth_server: EmbeddedServer, admin: App, tmp_path: Path
+) -> None:
+    from tests.play import candidate, gate_matches, stages_running
+
+    (tmp_path / "loop.toml").write_text(GATE_TOML)
+    settings = load_settings(tmp_path / "loop.toml", state_dir=str(auth_state),
+                             nats__url=auth_server.url)  # fmt: skip
+    gating = await App.open(auth.as_role(settings, "gating"), start_server=False, setup=False)
+    trainer = await open_as(auth_state, auth_server, "trainer")
+    hosts = [evaluator_host(auth_state, tmp_path / f"host-{i}") for i in (0, 1)]
+    evaluators = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ops",
+                "run",
+                "evaluator",
+                "--nats",
+                auth_server.url,
+                "--state-dir",
+                str(host),
+            ],  # fmt: skip
+            stdout=(host / "run.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for host in hosts
+    ]
+    try:
+        trained = await candidate(trainer, "square8_2p")  # the trainer's own rights
+        async with stages_running(gating, "gating"):
+            await trainer.store.append(trained)
+
+            async def both_played() -> None:
+                pids = {p.pid for p in evaluators}
+                while {
+                    m.producer.pid
+                    for m in await gate_matches(admin, "square8_2p", "eval-gate-test")
+                } < pids:
+                    assert all(p.poll() is None for p in evaluators)
+                    await asyncio.sleep(0.2)  # fmt: skip
+
+            try:
+                await asyncio.wait_for(both_played(), 180)
+            except (TimeoutError, AssertionError):
+                logs = [(host / "run.log").read_text()[-2000:] for host in hosts]
+                raise AssertionError(f"both evaluators never played: {logs}") from None
+    finally:
+        for process in evaluators:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(60) for process in evaluators]
+        await gating.close()
+        await trainer.close()
+    assert codes == [0, 0]
+    matches = await gate_matches(admin, "square8_2p", "eval-gate-test")
+    assert len({m.match_id for m in matches}) == len(matches)  # none twice
 
 
 # ------------------------------------------------------------------ the loop under its roles

@@ -4,7 +4,6 @@ completes, and every game is counted exactly once."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import subprocess
@@ -13,19 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
-from engine import GameConfig
-from engine.encoding import network_spec
-from engine.network import build_network, save_checkpoint
-from events import LOG_STREAM, EvaluationCompleted, GameRange, MatchCompleted, TrainingCompleted
-from handlers.models import put_checkpoint
+from events import LOG_STREAM, EvaluationCompleted, MatchCompleted
 from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
 from projections.gating import gate
 from tests.conftest import repo_root
-from tests.play import stages_running
+from tests.play import candidate, gate_matches, stages_running
 
 CONFIG = "square8_2p"
 # Long enough a gate to kill an evaluator in the middle of it: 2 x 16 games, two per fetch,
@@ -69,40 +63,17 @@ def evaluators(settings: Settings, tmp_path: Path) -> Iterator[list[subprocess.P
             process.wait(30)
 
 
-async def candidate(app: App) -> TrainingCompleted:
-    """A registered-looking candidate with real (untrained) weights in the Object Store."""
-    config = GameConfig.parse(CONFIG)
-    spec = network_spec(config, blocks=1, channels=8)
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    save_checkpoint(build_network(spec), spec, buffer)
-    artifact = await put_checkpoint(app.store, f"{CONFIG}/gate-test.pt", buffer.getvalue())
-    data = GameRange(subject="games.square8.2p.selfplay", first_seq=1, last_seq=1, count=1)
-    return TrainingCompleted(config=CONFIG, training_id="gate-test", model_id="gate-test-model",
-                             artifact=artifact, losses=[], samples=1, samples_per_s=1.0,
-                             duration_s=1.0, data=data, generation=1)  # fmt: skip
-
-
-async def gate_matches(app: App, evaluation_id: str) -> list[MatchCompleted]:
-    stored = await app.store.read_all(LOG_STREAM, f"loop.match.completed.{CONFIG}")
-    return [
-        s.event
-        for s in stored
-        if isinstance(s.event, MatchCompleted) and s.event.context_id == evaluation_id
-    ]
-
-
 async def test_two_evaluators_share_a_gate_and_one_dies_mid_gate(
     app: App, evaluators: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    trained = await candidate(app)
+    trained = await candidate(app, CONFIG)
     evaluation_id = f"eval-{trained.training_id}"
     async with stages_running(app, "gating"):
         await app.store.append(trained)
 
         async def both_played() -> list[MatchCompleted]:
             while True:
-                matches = await gate_matches(app, evaluation_id)
+                matches = await gate_matches(app, CONFIG, evaluation_id)
                 if {m.producer.pid for m in matches} >= {p.pid for p in evaluators}:
                     return matches
                 await asyncio.sleep(0.1)
@@ -131,7 +102,7 @@ async def test_two_evaluators_share_a_gate_and_one_dies_mid_gate(
         row = gate(app.runners["gating"].state, evaluation_id)
     assert summary.evaluation_id == evaluation_id and not summary.decided_early
     assert len(await app.store.read_all(LOG_STREAM, f"loop.eval.completed.{CONFIG}")) == 1
-    matches = await gate_matches(app, evaluation_id)
+    matches = await gate_matches(app, CONFIG, evaluation_id)
     ids = [m.match_id for m in matches]
     assert len(ids) == len(set(ids)) == 32  # every planned game once: none lost, none twice
     assert {m.producer.pid for m in matches} == {victim.pid, survivor.pid}

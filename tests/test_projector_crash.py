@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from events import LOG_STREAM, MatchCompleted
-from ops.app import PROJECTIONS, App
+from ops.app import App
 from ops.replay import diff_states, live_state, rebuild
 from ops.settings import Settings
+from ops.wiring import PROJECTIONS
 from projections.runner import PERSIST_EVERY, ProjectionRunner, open_db
 
 EVENTS = 6 * PERSIST_EVERY  # several transactions, so the kill lands between first and last

@@ -1,4 +1,5 @@
-"""`ringloop run <handler>`: one handler as its own process, draining on SIGTERM."""
+"""`ringloop run <handler>`: one handler (or the projector) as its own process, draining on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "handler",
         help="a stage of handlers.REACTIONS: coordinator, curriculum, data-gate, elo-rater, "
-        "evaluator, feedback, gating, promoter, selfplay, trainer",
+        "evaluator, feedback, gating, promoter, selfplay, trainer; or projector (every read "
+        "model into the state folder's projections.db, as `up` writes it)",
     )
     add_bus_arguments(parser)
     add_profile_argument(parser)
@@ -31,14 +33,18 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ops.projector import PROJECTOR
     from ops.wiring import stages
 
-    if args.handler not in stages():
+    known = [*stages(), PROJECTOR]
+    if args.handler not in known:
         print(
-            f"ringloop run: unknown handler {args.handler!r}; known: {', '.join(stages())}",
+            f"ringloop run: unknown handler {args.handler!r}; known: {', '.join(known)}",
             file=sys.stderr,
         )
         return 2
+    if args.handler == PROJECTOR:
+        return run_projector(args)
 
     async def body(app: App) -> int:
         from ops.watching import announce, start_watching
@@ -67,3 +73,33 @@ def run(args: argparse.Namespace) -> int:
         adjust=lambda s: with_profile(s, args.profile),
         role=args.handler,
     )
+
+
+def run_projector(args: argparse.Namespace) -> int:
+    """Every read model into the state folder's projections.db until SIGTERM (exit 3 when
+    another process, e.g. `up`, already writes it)."""
+    from ops.projector import PROJECTOR, Projector
+
+    async def body(app: App) -> int:
+        projector = Projector(app)
+        busy = projector.claim()
+        if busy is not None:
+            print(f"ringloop run projector: {busy}", file=sys.stderr)
+            return 3
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        producer = Producer.current(PROJECTOR)
+        try:
+            await app.store.append(DaemonStarted(daemon=PROJECTOR, producer=producer))
+            projector.start()
+            print(f"ringloop run projector: NATS {app.url}, writing "
+                  f"{app.settings.projections_db}", file=sys.stderr, flush=True)  # fmt: skip
+            await projector.wait(stop)
+            await projector.stop()
+            await app.store.append(DaemonStopped(daemon=PROJECTOR, producer=producer))
+        finally:
+            projector.release()
+        return 0
+
+    return run_with_app(args, body, start_server=False,
+                        adjust=lambda s: with_profile(s, args.profile), role=PROJECTOR)  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 from events import DaemonStarted, DaemonStopped, Producer
 from handlers.coordinator import KeptLease, LoopAlreadyRunning, acquire_loop_lease
 from ops import auth
-from ops.app import App, ProjectorLock, projector_owner
+from ops.app import App
 from ops.children import Children, child_arguments
 from ops.commands._common import (
     add_bus_arguments,
@@ -20,10 +20,10 @@ from ops.commands._common import (
     with_profile,
 )
 from ops.progress import Frames, Progress
+from ops.projector import PROJECTOR, Projector
 from ops.server import ServerError
 from ops.settings import Settings
 from ops.wiring import PROJECTIONS
-from projections.snapshot import SnapshotWriter, SnapshotWriters
 
 HEAVY_STAGES = auth.HEAVY_STAGES
 SERVER_WATCH_S = 0.5  # how often `up` checks that its embedded nats-server still runs
@@ -32,7 +32,12 @@ SERVER_WATCH_S = 0.5  # how often `up` checks that its embedded nats-server stil
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("up", help="run the whole loop (embedded NATS by default)")
     parser.add_argument("--generations", type=int, help="stop after N promotion decisions")
-    parser.add_argument("--handlers", help="comma-separated subset of handlers to run")
+    parser.add_argument(
+        "--handlers",
+        help="comma-separated subset of handlers to run (stages and `projector`; without "
+        "`projector` the read models are kept in memory and `ringloop run projector` "
+        "writes the state folder's)",
+    )
     parser.add_argument(
         "--selfplay-workers", type=int, default=1, help="selfplay processes to run (default 1)"
     )
@@ -60,20 +65,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-
-    # Every stage's module (torch among them) is imported here, before the loop lease is
-    # taken: an import of many seconds inside the event loop would starve its renewals.
-    from ops.wiring import stages
-
-    known = stages()
-    names = args.handlers.split(",") if args.handlers else known
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        print(
-            f"ringloop: unknown handler(s) in --handlers {args.handlers!r}: "
-            f"{', '.join(unknown)}; known: {', '.join(known)}",
-            file=sys.stderr,
-        )
+    # Every stage's module (torch among them) is imported here (chosen_handlers lists the
+    # stages), before the loop lease is taken: an import of many seconds inside the event
+    # loop would starve its renewals.
+    try:
+        names = chosen_handlers(args.handlers)
+    except ValueError as exc:
+        print(f"ringloop up: {exc}", file=sys.stderr)
         return 2
 
     async def body(app: App) -> int:
@@ -84,24 +82,25 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        lock = ProjectorLock(app.settings)
-        if not lock.acquire():
-            print(
-                f"ringloop: {app.settings.state_dir} is already served by {projector_owner(app.settings)}",
-                file=sys.stderr,
-            )
+        projector = Projector(app) if PROJECTOR in names else None
+        busy = projector.claim() if projector is not None else None
+        if busy is not None:
+            print(f"ringloop: {busy}", file=sys.stderr)
             return 3
         try:
             lease = await acquire_loop_lease(app.store, app.settings.loop)
         except LoopAlreadyRunning as exc:
-            lock.release()
+            if projector is not None:
+                projector.release()
             print(f"ringloop: {exc}", file=sys.stderr)
             return 3
         try:
-            return await serve(app, args, lease, names)
+            stages = [name for name in names if name != PROJECTOR]
+            return await serve(app, args, lease, stages, projector)
         finally:
             await lease.release()
-            lock.release()
+            if projector is not None:
+                projector.release()
 
     return run_with_app(
         args,
@@ -120,17 +119,43 @@ def end_left_behind(settings: Settings) -> None:
         print(f"ringloop up: ended {description} left by an earlier `up`", file=sys.stderr)
 
 
-async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: list[str]) -> int:
+def chosen_handlers(handlers: str | None) -> list[str]:
+    """The stages (and the projector) `up` runs: all by default, else the named ones."""
+    from ops.wiring import stages
+
+    known = [*stages(), PROJECTOR]
+    if handlers is None:
+        return known
+    names = [name.strip() for name in handlers.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"--handlers {handlers!r}: unknown handler(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(known)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+async def serve(
+    app: App,
+    args: argparse.Namespace,
+    lease: KeptLease,
+    names: list[str],
+    projector: Projector | None,
+) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     from ops.watching import announce, start_watching
     from ops.wiring import run_stages
 
-    for name in PROJECTIONS:
-        app.projection_runner(name).start()
+    # Without the projector (another process writes projections.db) every view is in memory.
+    views_db = None if projector is not None else ":memory:"
+    if projector is not None:
+        projector.start()
+    else:
+        app.start_views(list(PROJECTIONS), views_db)
     watching = await start_watching(app, dashboard=True, loop_metrics=True, handler_metrics=True,
                                     metrics_port=app.settings.metrics.up_port)  # fmt: skip
-    snapshots = start_snapshot_writers(app)
     url = app.url
     heavy = [] if args.inline else [n for n in names if n in HEAVY_STAGES]
     if "selfplay" in heavy:
@@ -158,7 +183,7 @@ async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: lis
     children.start()
     supervisor = asyncio.create_task(children.supervise())
     try:
-        await run_stages(app, inline, stop)
+        await run_stages(app, inline, stop, views_db=views_db)
     finally:
         for task in (watcher, fence, keeper, supervisor):
             if task is not None:
@@ -167,7 +192,8 @@ async def serve(app: App, args: argparse.Namespace, lease: KeptLease, names: lis
         if inference is not None:
             await inference.stop()  # after selfplay, its clients
         await watching.stop()
-        await snapshots.stop()  # a last snapshot of each view, for handler processes
+        if projector is not None:
+            await projector.stop()  # a last snapshot of each view, for handler processes
     await app.store.append(DaemonStopped(daemon="up", producer=producer))
     print(stopped_summary(app, inline, heavy, url), file=sys.stderr, flush=True)
     return 0
@@ -215,16 +241,6 @@ async def keep_server(app: App, stop: asyncio.Event) -> None:
             else:
                 print(f"ringloop up: nats-server back after {seconds:.1f}s", file=sys.stderr)
         await asyncio.sleep(SERVER_WATCH_S)
-
-
-def start_snapshot_writers(app: App) -> SnapshotWriters:
-    """The projector publishes snapshots of every view it owns (none when disabled)."""
-    every = app.settings.snapshots
-    return SnapshotWriters(
-        SnapshotWriter(app.runners[name], app.settings.projections_db,
-                       every_events=every.every_events, every_s=every.every_s)
-        for name in PROJECTIONS if every.enabled
-    )  # fmt: skip
 
 
 async def watch(
