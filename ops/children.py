@@ -25,6 +25,7 @@ from ops.processes import die_with_parent, forget, record
 log = structlog.get_logger(__name__)
 
 RESTART_WINDOW_S = 60.0  # a child that ran this long before dying starts a fresh restart budget
+RESTART_BACKOFF_MAX_S = 10.0  # the longest wait before restarting a child killed by a signal
 
 BUS_FLAGS = {
     "state_dir": "--state-dir",
@@ -57,7 +58,9 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
+    restarts: int = 0  # failures of its own (an exit status > 0) in a row
+    killed: int = 0  # deaths by a signal from outside in a row
+    restart_at: float | None = None  # when a killed child is started again
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -104,22 +107,42 @@ class Children:
         log.info("child_started", handler=child.name, pid=child.process.pid)
 
     async def supervise(self) -> None:
-        """Restart children that die on their own (not when we stop them)."""
+        """Restart children that die on their own (not when we stop them).
+
+        A child that fails by itself (an exit status > 0) is restarted at once, at most
+        `max_restarts` times in a row within RESTART_WINDOW_S of each start: a crash loop is
+        given up. One killed by a signal from outside (kill -9, the OOM killer) is always
+        restarted, after a backoff doubling from 0.5 s to RESTART_BACKOFF_MAX_S while it keeps
+        being killed soon after starting."""
         while not self._stopping:
             for child in self.children:
                 process = child.process
                 if process is None or process.poll() is None or self._stopping:
                     continue
-                if time.monotonic() - child.started_at > RESTART_WINDOW_S:
-                    child.restarts = 0  # it ran a good while: an isolated crash
-                if child.restarts >= self.max_restarts:
-                    log.error("child_given_up", handler=child.name, returncode=process.returncode)
-                    child.process = None
-                    continue
-                child.restarts += 1
-                log.warning("child_restarted", handler=child.name, returncode=process.returncode)
-                self._spawn(child)
-            await asyncio.sleep(1.0)
+                now = time.monotonic()
+                if child.restart_at is None:
+                    if now - child.started_at > RESTART_WINDOW_S:
+                        child.restarts = child.killed = 0  # it ran a good while: isolated
+                    if process.returncode < 0:
+                        child.killed += 1
+                        delay = min(RESTART_BACKOFF_MAX_S, 0.5 * 2 ** (child.killed - 1))
+                        child.restart_at = now + delay
+                    elif child.restarts >= self.max_restarts:
+                        log.error(
+                            "child_given_up", handler=child.name, returncode=process.returncode
+                        )
+                        child.process = None
+                        continue
+                    else:
+                        child.restarts += 1
+                        child.restart_at = now
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    log.warning(
+                        "child_restarted", handler=child.name, returncode=process.returncode
+                    )
+                    self._spawn(child)
+            await asyncio.sleep(0.5)
 
     async def stop(self, timeout: float = 120.0) -> None:
         """SIGTERM every child (each drains its event in hand), SIGKILL after `timeout`."""
