@@ -63,15 +63,21 @@ class Node:
 
 @dataclass
 class LoopbackCluster:
-    """N nats-servers with JetStream, clustered over loopback routes, stores under `root`."""
+    """N nats-servers with JetStream, clustered over loopback routes, stores under `root`
+    (one node: a plain server, the embedded default's shape). `sync_always` fsyncs every
+    append on every node (`sync_interval: always`)."""
 
     root: Path
     nodes: list[Node] = field(default_factory=list)
+    sync_always: bool = False
+    name: str = CLUSTER_NAME
 
     # ------------------------------------------------------------ creating
 
     @classmethod
-    def create(cls, root: Path, size: int = 3) -> LoopbackCluster:
+    def create(
+        cls, root: Path, size: int = 3, *, sync_always: bool = False, name: str = CLUSTER_NAME
+    ) -> LoopbackCluster:
         """A new cluster layout with free ports (nothing started), or the recorded one."""
         root = Path(root)
         existing = cls.load(root)
@@ -85,7 +91,7 @@ class LoopbackCluster:
         if size < 1:
             raise ValueError(f"a cluster needs at least one node, got {size}")
         nodes = [Node(f"n{i}", free_port(), free_port(), free_port()) for i in range(1, size + 1)]
-        return cls(root, nodes)
+        return cls(root, nodes, sync_always, name)
 
     @classmethod
     def load(cls, root: Path) -> LoopbackCluster | None:
@@ -93,11 +99,18 @@ class LoopbackCluster:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
-        return cls(Path(root), [Node(**node) for node in data["nodes"]])
+        nodes = [Node(**node) for node in data["nodes"]]
+        return cls(
+            Path(root), nodes, bool(data.get("sync_always", False)), data.get("name", CLUSTER_NAME)
+        )
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        data = {"name": CLUSTER_NAME, "nodes": [asdict(node) for node in self.nodes]}
+        data = {
+            "name": self.name,
+            "sync_always": self.sync_always,
+            "nodes": [asdict(node) for node in self.nodes],
+        }
         (self.root / STATE_FILE).write_text(json.dumps(data, indent=2))
 
     @property
@@ -108,6 +121,11 @@ class LoopbackCluster:
     def url(self) -> str:
         """Every node's URL, comma-separated: what `--nats` takes."""
         return ",".join(self.urls)
+
+    @property
+    def replicas(self) -> int:
+        """The replica count its streams take: one per node."""
+        return len(self.nodes)
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -124,12 +142,17 @@ class LoopbackCluster:
             for other in self.nodes
             if other is not node
         )
-        return (
+        sync = "\n  sync_interval: always" if self.sync_always else ""
+        text = (
             f'server_name: "{node.name}"\n'
             f'listen: "127.0.0.1:{node.port}"\n'
             f'http: "127.0.0.1:{node.http_port}"\n'
-            f'jetstream {{\n  store_dir: "{store}"\n}}\n'
-            f"cluster {{\n  name: {CLUSTER_NAME}\n"
+            f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
+        )
+        if len(self.nodes) == 1:
+            return text  # a plain server
+        return text + (
+            f"cluster {{\n  name: {self.name}\n"
             f'  listen: "127.0.0.1:{node.route_port}"\n  routes: [{routes}]\n}}\n'
         )
 

@@ -26,7 +26,7 @@ async def test_r3_on_a_loopback_cluster_loses_nothing_when_its_leader_is_killed(
     assert row["crash_acked"] == SMALL.durability_trial
     assert row["crash_acked_while_down"] > 0  # the two others went on without the leader
     assert (row["crash_lost"], row["crash_duplicated"]) == (0, 0)
-    assert all(node.process is None for node in cluster.nodes)  # stopped afterwards
+    assert all(node.process() is None for node in cluster.nodes)  # stopped afterwards
 
 
 async def test_a_killed_single_server_keeps_every_acknowledged_append(tmp_path: Path) -> None:

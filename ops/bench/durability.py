@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ from nats.aio.client import Client
 
 from events import LOG_STREAM, Event
 from ops.bus import connect, ensure_streams
-from ops.server import find_nats_server, free_port, wait_listening
+from ops.cluster import LoopbackCluster
 from ops.settings import NatsSettings, StreamSettings
 from projections.eventstore import EventStore
 
@@ -39,109 +37,17 @@ APPEND_TIMEOUT_S = 1.0  # per try in the crash trial; a try that times out is re
 RETRY_PAUSE_S = 0.05
 
 
-@dataclass
-class Node:
-    """One nats-server process with JetStream on 127.0.0.1 (and routes when clustered)."""
-
-    name: str
-    folder: Path
-    port: int
-    config: str
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / "nats-server.conf"
-        path.write_text(self.config)
-        with open(self.folder / "nats-server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [find_nats_server(), "-c", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_listening(self, timeout: float = READY_TIMEOUT_S) -> None:
-        wait_listening(self.port, self.process, self.folder / "nats-server.log", self.name, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no goodbye to the cluster."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@dataclass
-class LoopbackCluster:
-    """Servers on loopback: one (the embedded default's shape) or several routed together."""
-
-    nodes: list[Node]
-    replicas: int = 1
-
-    @property
-    def urls(self) -> list[str]:
-        return [node.url for node in self.nodes]
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start()
-        for node in self.nodes:
-            node.wait_listening()
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
-
-    def node_named(self, name: str) -> Node:
-        return next(node for node in self.nodes if node.name == name)
-
-
-def _jetstream_block(store: Path, sync_always: bool) -> str:
-    sync = "\n  sync_interval: always" if sync_always else ""
-    return f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
-
-
 def single_server(folder: Path, *, sync_always: bool = False) -> LoopbackCluster:
-    """The embedded default's server (ops.server writes the same configuration)."""
-    port = free_port()
-    config = f'listen: "127.0.0.1:{port}"\nserver_name: "ringloop-embedded"\n'
-    config += _jetstream_block(folder / "store", sync_always)
-    return LoopbackCluster([Node("ringloop-embedded", folder, port, config)])
+    """The embedded default's shape: one plain nats-server with JetStream."""
+    return LoopbackCluster.create(folder, 1, sync_always=sync_always)
 
 
 def loopback_cluster(
     folder: Path, nodes: int = 3, *, sync_always: bool = False, name: str = "ringloop-bench"
 ) -> LoopbackCluster:
-    """`nodes` nats-servers with JetStream on 127.0.0.1, each routed to all the others and
-    storing under folder/<node>; streams on it take replicas = nodes."""
-    ports = [(free_port(), free_port()) for _ in range(nodes)]
-    members = []
-    for index, (port, route_port) in enumerate(ports):
-        node_name = f"n{index + 1}"
-        routes = ", ".join(f'"nats-route://127.0.0.1:{r}"' for p, r in ports if p != port)
-        config = (
-            f'listen: "127.0.0.1:{port}"\nserver_name: "{node_name}"\n'
-            + _jetstream_block(folder / node_name / "store", sync_always)
-            + f'cluster {{\n  name: "{name}"\n  listen: "127.0.0.1:{route_port}"\n'
-            f"  routes: [{routes}]\n}}\n"
-        )
-        members.append(Node(node_name, folder / node_name, port, config))
-    return LoopbackCluster(members, replicas=nodes)
+    """`nodes` nats-servers on 127.0.0.1 routed to each other (ops.cluster), a store each;
+    streams on it take replicas = nodes."""
+    return LoopbackCluster.create(folder, nodes, sync_always=sync_always, name=name)
 
 
 async def wait_for_jetstream(nc: Client, timeout: float = READY_TIMEOUT_S) -> None:
@@ -223,9 +129,9 @@ class Appender:
 
 
 async def crash_trial(
-    cluster: LoopbackCluster, client_url: str, victim: Node, *, events: int, kill_after: int
+    cluster: LoopbackCluster, client_url: str, victim: str, *, events: int, kill_after: int
 ) -> dict[str, Any]:
-    """Kill `victim` with SIGKILL after `kill_after` acknowledged appends, restart it, let
+    """Kill node `victim` with SIGKILL after `kill_after` acknowledged appends, restart it, let
     the appender finish, then look for every acknowledged event in the stream."""
     nc = await connect(NatsSettings(), client_url)
     store = EventStore(nc, timeout=APPEND_TIMEOUT_S)
@@ -235,7 +141,7 @@ async def crash_trial(
         await asyncio.sleep(0.01)
     acked_at_kill = len(appender.acked)
     killed_at = time.monotonic()
-    victim.kill()
+    cluster.kill(victim)  # SIGKILL: no flush, no goodbye to the cluster
     if cluster.replicas > 1:  # the others go on without it for as many appends again
         while len(appender.acked) < 2 * acked_at_kill and not task.done():
             if time.monotonic() - killed_at > READY_TIMEOUT_S:
@@ -243,8 +149,7 @@ async def crash_trial(
             await asyncio.sleep(0.01)
     acked_while_down = len(appender.acked) - acked_at_kill
     restarted_at = time.monotonic()
-    victim.start()
-    await asyncio.to_thread(victim.wait_listening)
+    await asyncio.to_thread(cluster.restart, victim)
     await task
     if cluster.replicas > 1:
         await wait_current(store)
@@ -319,13 +224,13 @@ async def measure_setup(
             await wait_current(store)
         result: dict[str, Any] = {"setup": label, "replicas": cluster.replicas}
         result.update(await throughput(store, args.durability_sync, args.durability_pipelined))
-        victim = cluster.nodes[0]
+        victim = cluster.nodes[0].name
         client_url = cluster.urls[0]
         if cluster.replicas > 1:  # kill the log's leader; append through another node
-            victim = cluster.node_named(await leader_of(store))
-            client_url = next(node.url for node in cluster.nodes if node is not victim)
+            victim = await leader_of(store)
+            client_url = next(node.url for node in cluster.nodes if node.name != victim)
         await setup.close()
-        result["killed"] = victim.name
+        result["killed"] = victim
         trial = await crash_trial(
             cluster, client_url, victim, events=args.durability_trial, kill_after=args.durability_trial // 4
         )  # fmt: skip
