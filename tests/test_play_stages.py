@@ -521,6 +521,7 @@ async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) 
     before = await app.store.last_seq(GAMES_STREAM, subject)
     stop = asyncio.Event()
     views = ["registry", "curriculum", "feedback"]
+    app.start_views(views, None)  # the views the worker reads (no earlier test started them)
     player = new_worker(app.store, app.settings.loop, LiveViews(app, views), app.settings.state_dir)
     daemon = asyncio.create_task(run_worker(player, stop))
 
