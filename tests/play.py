@@ -33,14 +33,16 @@ def worker(app: App, loop: LoopSettings | None = None, cache: Path | None = None
 
 
 async def selfplay_range(app: App, config: str, batches: int = 1, seed: int = 3) -> GameRange:
-    """Play ``batches`` selfplay batches of ``config``; the GameRange of all its games."""
+    """Play ``batches`` selfplay batches of ``config``; the GameRange of the games they stored
+    (games appended before, by another test, are not in it)."""
     loop = app.settings.loop.with_overrides(configs=[config])
     player = worker(app, loop)
     rng = random.Random(seed)
+    subject = games_subject(config, "selfplay")
+    before = await app.store.last_seq(GAMES_STREAM, subject)
     for _ in range(batches):
         await player.batch(rng)
-    subject = games_subject(config, "selfplay")
-    stored = await app.store.read_all(GAMES_STREAM, subject)
+    stored = await app.store.read_all(GAMES_STREAM, subject, start_seq=before + 1)
     return GameRange(
         subject=subject, first_seq=stored[0].seq, last_seq=stored[-1].seq, count=len(stored)
     )

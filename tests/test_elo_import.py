@@ -80,23 +80,12 @@ def build_unified_elo_db(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 async def rater(app: App) -> AsyncIterator[None]:
-    spec = app.handler_spec("elo-rater")
-    runtimes: list[HandlerRuntime] = []
-
-    async def run() -> None:
-        # restarted like the compat layer's rater: HandlerRuntime.run lets nats-py's bare
-        # asyncio fetch timeout escape (reported)
-        while not runtimes or not runtimes[-1]._stopping.is_set():
-            runtimes.append(HandlerRuntime(spec, app.store))
-            try:
-                await runtimes[-1].run()
-            except TimeoutError:
-                continue
-
-    task = asyncio.create_task(run())
+    """The elo-rater in this process for the module (a fetch timeout does not end its run)."""
+    runtime = HandlerRuntime(app.handler_spec("elo-rater"), app.store)
+    task = asyncio.create_task(runtime.run())
     yield
-    runtimes[-1].stop()
-    await task
+    runtime.stop()
+    await asyncio.wait_for(task, 30)
 
 
 async def imported(app: App) -> list[MatchCompleted]:

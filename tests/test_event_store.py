@@ -6,8 +6,17 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nats.errors import MaxPayloadError
+from nats.js.errors import APIError
 
-from events import LOG_STREAM, DaemonHeartbeat, EloUpdated, RatingChange
+from events import (
+    GAMES_STREAM,
+    LOG_STREAM,
+    DaemonHeartbeat,
+    EloUpdated,
+    GameCompleted,
+    RatingChange,
+)
 from ops.app import App
 from projections.eventstore import ConcurrencyConflict
 
@@ -68,6 +77,34 @@ async def test_atomic_batch_all_or_nothing_and_redelivery(app: App) -> None:
     assert [s.event.match_id for s in stored] == ["b1", "b2"]  # type: ignore[attr-defined]
 
 
+async def test_atomic_batch_failing_in_its_middle_stores_nothing(app: App) -> None:
+    subject = "loop.elo.updated.square19_4p"
+    games_before = await app.store.last_seq(GAMES_STREAM)
+    # the second event goes to the games stream: the log's part of the batch has a gap, and
+    # the server refuses all of it at the commit (the first event was already sent)
+    stray = GameCompleted(config="square19_4p", purpose="selfplay", game_id="stray", winner=1,
+                          seats=[{"seat": i, "participant_id": f"p{i}"} for i in range(1, 5)],
+                          ranking=[1, 2, 3, 4], moves=["a1"])  # fmt: skip
+    gap = [elo_event("square19_4p", "c1"), stray, elo_event("square19_4p", "c2")]
+    with pytest.raises(APIError, match="atomic publish batch is incomplete"):
+        await app.store.append_atomic(gap, expected_last_seq=0, expected_filter=subject)
+    # a middle event too big to send: the batch is never committed
+    big = EloUpdated(config="square19_4p", match_id="big", k_factor=32, changes=[
+        RatingChange(participant_id=f"p{i}", before=1500, after=1500, rank=1) for i in range(20_000)
+    ])  # fmt: skip
+    unsent = [elo_event("square19_4p", "d1"), big, elo_event("square19_4p", "d2")]
+    with pytest.raises(MaxPayloadError):
+        await app.store.append_atomic(unsent, expected_last_seq=0, expected_filter=subject)
+    assert await app.store.read_all(LOG_STREAM, subject) == []
+    assert await app.store.last_seq(GAMES_STREAM) == games_before
+    # the failed batches' events were not remembered as appended: the same ids land whole
+    whole = [gap[0], gap[2], unsent[0], unsent[2]]
+    last = await app.store.append_atomic(whole, expected_last_seq=0, expected_filter=subject)
+    stored = await app.store.read_all(LOG_STREAM, subject)
+    assert [s.event.event_id for s in stored] == [e.event_id for e in whole]
+    assert last == stored[-1].seq
+
+
 async def test_read_by_sequence_and_time_range(app: App) -> None:
     before = datetime.now(UTC) - timedelta(milliseconds=5)
     seqs = await app.store.append_many([heartbeat(100 + i) for i in range(20)])
@@ -100,6 +137,6 @@ async def test_follow_sees_new_events(app: App) -> None:
                 return
 
     task = asyncio.create_task(follower())
-    await app.store.append_many([heartbeat(200 + i) for i in range(3)])
-    await asyncio.wait_for(task, 5)
-    assert len(seen) == 3
+    seqs = await app.store.append_many([heartbeat(200 + i) for i in range(3)])
+    await asyncio.wait_for(task, 30)
+    assert seen == seqs

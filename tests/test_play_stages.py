@@ -23,6 +23,7 @@ from events import (
     LOG_STREAM,
     EvaluationCompleted,
     EvaluationStarted,
+    Event,
     GameCompleted,
     GameRange,
     MatchCompleted,
@@ -35,7 +36,7 @@ from events import (
     TrainingStarted,
 )
 from events.streams import games_subject
-from handlers.models import best_model
+from handlers.models import ModelRef, best_model
 from handlers.samples import game_samples
 from handlers.selfplay import play_selfplay_batch, selfplay_search
 from ops.app import App
@@ -55,16 +56,62 @@ def settings(nats_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
     )
 
 
-@pytest_asyncio.fixture()
-async def handlers(app: App) -> AsyncIterator[None]:
-    """The trainer, the gate and an evaluator in this process, for one test."""
-    async with stages_running(app, "trainer", "gating", "evaluator"):
-        yield
-
-
 @pytest_asyncio.fixture(scope="module")
 async def selfplay_games(app: App) -> GameRange:
     return await selfplay_range(app, CONFIG, batches=2)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def gated(app: App, selfplay_games: GameRange) -> TrainingCompleted:
+    """CONFIG's first model: trained from the selfplay games, then gated to its verdict, with
+    the trainer, the gate and an evaluator running in this process (before any model of
+    CONFIG is best, so the gate plays the baselines only)."""
+    async with stages_running(app, "trainer", "gating", "evaluator"):
+        await app.store.append(request(CONFIG, selfplay_games, "train-1"))
+        completed = await training_of(app, CONFIG, "train-1", timeout=180)
+        await events_on(app, f"loop.eval.completed.{CONFIG}", timeout=180)
+    assert isinstance(completed, TrainingCompleted)
+    return completed
+
+
+@pytest_asyncio.fixture(scope="module")
+async def best(app: App, gated: TrainingCompleted) -> ModelRef:
+    """The gated model, promoted: CONFIG's best from here on (in every later test)."""
+    await app.store.append(
+        ModelPromoted(
+            config=CONFIG,
+            model_id=gated.model_id,
+            gate="test",
+            statistic=1.0,
+            threshold=0.5,
+            reason="the module's best",
+        )  # fmt: skip
+    )
+    await app.refresh("registry")
+    found = best_model(app.runners["registry"].state, CONFIG)
+    assert found is not None and found.artifact == gated.artifact
+    return found
+
+
+@pytest_asyncio.fixture()
+async def trainer_running(app: App) -> AsyncIterator[None]:
+    """The trainer stage in this process, for one test."""
+    async with stages_running(app, "trainer"):
+        yield
+
+
+async def training_of(app: App, config: str, training_id: str, timeout: float = 30) -> Event:
+    """The TrainingCompleted of ``training_id``, once it is stored."""
+    subject = f"loop.training.completed.{config}"
+
+    async def poll() -> Event:
+        while True:
+            stored = [s.event for s in await app.store.read_all(LOG_STREAM, subject)]
+            if found := of(stored, training_id=training_id):
+                return found[0]
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), timeout)
 
 
 def replay(record: GameCompleted) -> GameState:
@@ -78,8 +125,10 @@ async def test_selfplay_records_replay_legally_with_visits(
     app: App, selfplay_games: GameRange
 ) -> None:
     tiny = app.settings.loop.selfplay
-    stored = await app.store.read_all(GAMES_STREAM, selfplay_games.subject)
-    assert len(stored) == 2 * tiny.games_per_task
+    stored = await app.store.read_all(GAMES_STREAM, selfplay_games.subject,
+                                      start_seq=selfplay_games.first_seq,
+                                      end_seq=selfplay_games.last_seq)  # fmt: skip
+    assert len(stored) == selfplay_games.count == 2 * tiny.games_per_task
     for item in stored:
         record = item.event
         assert isinstance(record, GameCompleted) and record.purpose == "selfplay"
@@ -109,12 +158,12 @@ def request(config: str, games: GameRange, training_id: str, **fields: object) -
 
 
 async def test_trainer_stores_a_checkpoint_and_registers_the_model(
-    app: App, handlers: None, selfplay_games: GameRange
+    app: App, gated: TrainingCompleted, selfplay_games: GameRange
 ) -> None:
-    await app.store.append(request(CONFIG, selfplay_games, "train-1"))
-    [completed] = await events_on(app, f"loop.training.completed.{CONFIG}")
-    [registered] = await events_on(app, f"loop.model.registered.{CONFIG}")
-    [started] = await events_on(app, f"loop.training.started.{CONFIG}")
+    completed = gated
+    [registered] = of(await events_on(app, f"loop.model.registered.{CONFIG}"),
+                      model_id=completed.model_id)  # fmt: skip
+    [started] = of(await events_on(app, f"loop.training.started.{CONFIG}"), training_id="train-1")
     assert isinstance(completed, TrainingCompleted) and isinstance(registered, ModelRegistered)
     assert isinstance(started, TrainingStarted) and started.parent_model_id is None
     assert completed.samples > 0 and completed.losses and completed.data == selfplay_games
@@ -131,9 +180,11 @@ async def test_trainer_stores_a_checkpoint_and_registers_the_model(
     assert started.occurred_at <= completed.occurred_at
 
 
-async def test_the_gate_is_played_as_work_items_and_decided_once(app: App, handlers: None) -> None:
-    [completed] = await events_on(app, f"loop.training.completed.{CONFIG}")
-    [summary] = await events_on(app, f"loop.eval.completed.{CONFIG}", timeout=90)
+async def test_the_gate_is_played_as_work_items_and_decided_once(
+    app: App, gated: TrainingCompleted
+) -> None:
+    completed = gated
+    [summary] = await events_on(app, f"loop.eval.completed.{CONFIG}")
     [started] = await events_on(app, f"loop.eval.started.{CONFIG}")
     assert isinstance(summary, EvaluationCompleted) and isinstance(started, EvaluationStarted)
     evaluation = app.settings.loop.evaluation
@@ -174,30 +225,28 @@ async def test_the_gate_is_played_as_work_items_and_decided_once(app: App, handl
 
 
 async def test_selfplay_swaps_in_a_promoted_model_and_trainer_refuses_random_init(
-    app: App, handlers: None, selfplay_games: GameRange
+    app: App, trainer_running: None, gated: TrainingCompleted, selfplay_games: GameRange
 ) -> None:
-    [completed] = await events_on(app, f"loop.training.completed.{CONFIG}")
+    # the trained weights under a new name, promoted below: a model no worker has played
+    await app.store.append(ModelRegistered(config=CONFIG, model_id="swap-in", generation=2,
+                                           artifact=gated.artifact))  # fmt: skip
+    await app.refresh("registry")
     player = worker(app)
-    assert player.model_of(CONFIG) is None
-    await app.store.append(
-        ModelPromoted(
-            config=CONFIG,
-            model_id=completed.model_id,
-            gate="test",  # type: ignore[attr-defined]
-            statistic=1.0,
-            threshold=0.5,
-            reason="test",
-        )  # fmt: skip
-    )
+    playing = player.model_of(CONFIG)  # the registry's best at first use (none, or another)
+    assert playing is None or playing.model_id != "swap-in"
+    promotion = ModelPromoted(config=CONFIG, model_id="swap-in", gate="test", statistic=1.0,
+                              threshold=0.5, reason="test")  # fmt: skip
+    await app.store.append(promotion)
     await app.refresh("registry")
     # a worker keeps the model it plays with until the promotion reaches it
-    assert player.model_of(CONFIG) is None
+    assert player.model_of(CONFIG) == playing
     from handlers.selfplay import on_model_changed
 
-    [promoted] = await events_on(app, f"loop.model.promoted.{CONFIG}")
+    [promoted] = of(await events_on(app, f"loop.model.promoted.{CONFIG}"),
+                    event_id=promotion.event_id)  # fmt: skip
     on_model_changed(promoted, registry=app.runners["registry"].state, worker=player)
     model = player.model_of(CONFIG)
-    assert model is not None and model.model_id == completed.model_id  # type: ignore[attr-defined]
+    assert model is not None and model.model_id == "swap-in"
     _, network = await player._network_for(CONFIG)
     loop = app.settings.loop
     search = selfplay_search(loop, app.runners["feedback"].state, CONFIG, bootstrap=False)
@@ -205,8 +254,8 @@ async def test_selfplay_swaps_in_a_promoted_model_and_trainer_refuses_random_ini
     games = play_selfplay_batch(GameConfig.parse(CONFIG), loop, search, seed=5,
                                 producer=Producer.current("t"), network=network, model=model,
                                 games=1)  # fmt: skip
-    assert games[0].model_id == completed.model_id  # type: ignore[attr-defined]
-    assert games[0].seats[0].model_sha256 == model.artifact.sha256  # type: ignore[union-attr]
+    assert games[0].model_id == "swap-in"
+    assert games[0].seats[0].model_sha256 == gated.artifact.sha256
 
     # square8_3p has a best model whose weights are gone: training from random is refused
     other = "square8_3p"
@@ -276,13 +325,15 @@ def trainer_process(settings: Settings, tmp_path: Path) -> Iterator[list[subproc
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            process.wait(20)
+            process.wait(120)
 
 
-def start_trainer(settings: Settings, state: Path) -> subprocess.Popen[bytes]:
-    """`ringloop run trainer` against the fixture server, training long enough to be killed."""
+def start_trainer(settings: Settings, state: Path, epochs: int) -> subprocess.Popen[bytes]:
+    """`ringloop run trainer` against the fixture server, training ``epochs`` epochs."""
     state.mkdir(exist_ok=True)
-    (state / "settings.toml").write_text('[loop]\npreset = "tiny"\n[loop.training]\nepochs = 60\n')
+    (state / "settings.toml").write_text(
+        f'[loop]\npreset = "tiny"\n[loop.training]\nepochs = {epochs}\n'
+    )
     env = {**os.environ, "PYTHONPATH": str(repo_root())}
     command = [
         sys.executable,
@@ -302,13 +353,12 @@ def start_trainer(settings: Settings, state: Path) -> subprocess.Popen[bytes]:
 async def test_trainer_killed_mid_run_completes_exactly_once(
     app: App,
     settings: Settings,
-    selfplay_games: GameRange,
     trainer_process: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
     config = "square8_4p"  # a config no other test trains; 4-player games for it
     games = await selfplay_range(app, config, seed=9)
-    first = start_trainer(settings, tmp_path / "one")
+    first = start_trainer(settings, tmp_path / "one", epochs=60)  # long enough to be killed
     trainer_process.append(first)
     await app.store.append(request(config, games, "train-crash"))
 
@@ -316,26 +366,30 @@ async def test_trainer_killed_mid_run_completes_exactly_once(
         while not of(await events_on(app, "loop.task.started"), task_id="train-crash"):
             await asyncio.sleep(0.05)
 
-    await asyncio.wait_for(holding_the_slot(), 40)
+    try:
+        await asyncio.wait_for(holding_the_slot(), 120)  # the process starts (torch) first
+    except TimeoutError:
+        raise AssertionError((tmp_path / "one" / "stderr.log").read_text()[-3000:]) from None
     first.kill()  # SIGKILL mid-training: no ack, no drain
-    assert first.wait(10) == -signal.SIGKILL
+    assert await asyncio.to_thread(first.wait, 60) == -signal.SIGKILL
     assert await app.store.read_all(LOG_STREAM, f"loop.training.completed.{config}") == []
-    second = start_trainer(settings, tmp_path / "two")
+    second = start_trainer(settings, tmp_path / "two", epochs=2)
     trainer_process.append(second)
     try:
         [completed] = await events_on(app, f"loop.training.completed.{config}", timeout=180)
     except TimeoutError:
         raise AssertionError((tmp_path / "two" / "stderr.log").read_text()[-3000:]) from None
     second.send_signal(signal.SIGTERM)
-    second.wait(20)
+    assert await asyncio.to_thread(second.wait, 120) == 0  # drained cleanly
     assert len(await app.store.read_all(LOG_STREAM, f"loop.training.completed.{config}")) == 1
     assert len(await app.store.read_all(LOG_STREAM, f"loop.model.registered.{config}")) == 1
     assert isinstance(completed, TrainingCompleted) and completed.training_id == "train-crash"
     assert completed.producer.pid == second.pid  # the restarted process finished the work
+    assert [loss.epoch for loss in completed.losses] == [1, 2]  # with its own settings, whole
 
 
 async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
-    app: App, selfplay_games: GameRange, monkeypatch: pytest.MonkeyPatch
+    app: App, best: ModelRef, selfplay_games: GameRange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from events import FeedbackSignalRaised
     from handlers import trainer
@@ -353,10 +407,11 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
     loop, feedback = app.settings.loop, app.runners["feedback"].state
     assert trainer.fit_settings(loop, feedback, CONFIG).batch_size == 16
     await app.refresh("registry")
-    best = best_model(app.runners["registry"].state, CONFIG)
-    assert best is not None and best.artifact is not None
-    bucket = await app.store.js.object_store(best.artifact.bucket)
-    best_bytes = (await bucket.get(best.artifact.name)).data
+    current = best_model(app.runners["registry"].state, CONFIG)  # `best`, or one swapped in since
+    assert current is not None and current.artifact == best.artifact
+    bucket = await app.store.js.object_store(best.artifact.bucket)  # type: ignore[union-attr]
+    best_bytes = (await bucket.get(best.artifact.name)).data  # type: ignore[union-attr]
+    assert best_bytes
     seen: dict[str, object] = {}
 
     def out_of_memory(*args: object, **kwargs: object) -> None:
@@ -378,7 +433,7 @@ async def test_out_of_memory_fails_the_training_and_feedback_knobs_apply(
     )
     assert result is not None
     started, failed = result.events
-    assert isinstance(started, TrainingStarted) and started.parent_model_id == best.model_id
+    assert isinstance(started, TrainingStarted) and started.parent_model_id == current.model_id
     assert isinstance(failed, TrainingFailed) and failed.reason == "oom"
     assert "out of memory" in failed.error
     assert seen == {"init": best_bytes, "batch_size": 16}  # warm start from the best; knob applied
@@ -466,6 +521,7 @@ async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) 
     before = await app.store.last_seq(GAMES_STREAM, subject)
     stop = asyncio.Event()
     views = ["registry", "curriculum", "feedback"]
+    app.start_views(views, None)  # the views the worker reads (no earlier test started them)
     player = new_worker(app.store, app.settings.loop, LiveViews(app, views), app.settings.state_dir)
     daemon = asyncio.create_task(run_worker(player, stop))
 
@@ -473,9 +529,9 @@ async def test_selfplay_daemon_plays_in_a_child_process_until_stopped(app: App) 
         while await app.store.last_seq(GAMES_STREAM, subject) <= before:
             await asyncio.sleep(0.1)
 
-    await asyncio.wait_for(appended(), 30)
+    await asyncio.wait_for(appended(), 180)  # the child starts (torch) and plays a batch
     stop.set()
-    done = await asyncio.wait_for(daemon, 30)
+    done = await asyncio.wait_for(daemon, 180)
     assert done.child is not None and done.games >= app.settings.loop.selfplay.games_per_task
     new = await app.store.read_all(GAMES_STREAM, subject, start_seq=before + 1)
     assert len(new) == done.games  # a batch is appended whole or not at all

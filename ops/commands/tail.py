@@ -140,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
         task = asyncio.create_task(follow())
         waiter = asyncio.create_task(stop.wait())
         url = app.server.url if app.server else app.settings.nats.url or "the state folder's server"
-        if args.count is None:
-            print(f"ringloop tail: following {args.subject!r} on {stream} live from seq {start} "
-                  f"({url}); Ctrl-C stops", file=sys.stderr, flush=True)  # fmt: skip
+        # said once the start is fixed: an event appended after this line is printed
+        print(f"ringloop tail: following {args.subject!r} on {stream} live from seq {start} "
+              f"({url}); Ctrl-C stops", file=sys.stderr, flush=True)  # fmt: skip
         code = await _watch(app, task, waiter, lambda: printed, args.subject)
         task.cancel()
         waiter.cancel()
