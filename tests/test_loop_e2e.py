@@ -54,6 +54,18 @@ def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float =
         time.sleep(0.1)
 
 
+def wait_for_up_started(state: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until `up` appended its DaemonStarted: it holds the loop lease from just before."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        s.event.type == "daemon.started" and s.event.daemon == "up"  # type: ignore[attr-defined]
+        for s in asyncio.run(loop_events(state))
+    ):
+        assert process.poll() is None, "ringloop up exited early"
+        assert time.monotonic() < deadline, f"ringloop up did not start within {timeout:g}s"
+        time.sleep(0.5)
+
+
 async def loop_events(state: Path) -> list:  # type: ignore[type-arg]
     app = await App.open(load_settings(None, state_dir=str(state)))
     try:
@@ -62,6 +74,7 @@ async def loop_events(state: Path) -> list:  # type: ignore[type-arg]
         await app.close()
 
 
+@pytest.mark.timeout(1800)  # its own bounded waits below say which step was slow
 def test_tiny_generation_end_to_end_then_resume(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first_log = tmp_path / "first.log"
@@ -69,7 +82,7 @@ def test_tiny_generation_end_to_end_then_resume(tmp_path: Path) -> None:
     try:
         wait_for_file(state / "nats.url", first)
         url = (state / "nats.url").read_text().strip()
-        time.sleep(1)  # the loop lease is taken right after the server answers
+        wait_for_up_started(state, first, timeout=180)
         second = subprocess.run(
             ringloop(
                 "up", "--nats", url, "--state-dir", str(tmp_path / "other"), "--profile", "tiny"
