@@ -264,6 +264,8 @@ def test_chaos_fifty_kills_and_the_loop_completes(
             except ProcessLookupError:
                 continue
             kills[kind] = kills.get(kind, 0) + 1
+            if kind in chaos.alone:  # reaped, so the next restart_alone sees it gone
+                chaos.alone[kind].wait(30)
             if kind in CHILDREN:
                 seconds = restart_seconds(chaos, kind, pid)
                 assert seconds is not None, f"`up` did not restart {kind}\n{chaos.tail()}"
