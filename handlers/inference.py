@@ -14,18 +14,13 @@ import hashlib
 import json
 import socket
 import struct
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 
-from engine.encoding import encode_states, legal_priors
-from engine.move import Move
-from engine.players.neural import relative_to_absolute
-from engine.state import GameState
+from engine.players.neural import PlanesEvaluator
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +147,7 @@ class InferenceClient:
         self.sock.close()
 
 
-class SharedEvaluator:
+class SharedEvaluator(PlanesEvaluator):
     """NetworkEvaluator's interface (evaluate, evaluate_moves and the same counters) over the
     host's inference service: states are encoded here, the forward pass runs in the service
     batched with other processes' requests, the legal-move priors are built here."""
@@ -166,37 +161,9 @@ class SharedEvaluator:
             raise
         import torch
 
+        super().__init__(int(reply["num_players"]))
         self.model_sha256 = model_sha256
         self.device: torch.device = torch.device(reply["device"])
-        self.num_players = int(reply["num_players"])
-        self.positions_evaluated = 0
-        self.calls = 0
-        self.seconds = {"encoding": 0.0, "network": 0.0, "priors": 0.0}
-
-    def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
-        return self.evaluate_moves(states, [s.legal_moves() for s in states])
-
-    def evaluate_moves(
-        self, states: Sequence[GameState], moves: Sequence[list[Move]]
-    ) -> tuple[list[np.ndarray], np.ndarray]:
-        """`evaluate` with the states' legal moves given (engine.players.mcts.GivenMoves)."""
-        if not states:
-            return [], np.zeros((0, self.num_players))
-        started = time.perf_counter()
-        planes = np.ascontiguousarray(encode_states(states), dtype=np.float32)
-        encoded = time.perf_counter()
-        logits, values = self.forward(planes)
-        forwarded = time.perf_counter()
-        priors = [legal_priors(s, m, row) for s, m, row in zip(states, moves, logits, strict=True)]
-        absolute = np.array(
-            [relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)]
-        )
-        self.seconds["encoding"] += encoded - started
-        self.seconds["network"] += forwarded - encoded
-        self.seconds["priors"] += time.perf_counter() - forwarded
-        self.positions_evaluated += len(states)
-        self.calls += 1
-        return priors, absolute
 
     def forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's raw (logits, values) for encoded planes, from the service."""

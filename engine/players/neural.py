@@ -36,35 +36,39 @@ def absolute_to_relative(values: np.ndarray, current_player: int) -> np.ndarray:
     return np.array([values[(current_player - 1 + seat) % n] for seat in range(n)])
 
 
-class NetworkEvaluator:
-    """Evaluates a batch of states in one forward pass; priors are the softmax over legal slots.
+class PlanesEvaluator:
+    """Evaluates a batch of states: encodes them here, runs `forward` on the planes (a local
+    network, or the host's inference service: handlers.inference.SharedEvaluator), and builds
+    the priors as the softmax over each state's legal slots.
 
     Keeps counters of what it did (positions, calls, seconds encoding, in the network and
     building priors) for `ringloop bench selfplay`."""
 
-    def __init__(self, model: PolicyValueNet, *, device: torch.device | str | None = None) -> None:
-        self.model = model.eval()
-        self.device = torch.device(device) if device else next(model.parameters()).device
-        self.model.to(self.device)
+    num_players: int
+
+    def __init__(self, num_players: int) -> None:
+        self.num_players = num_players
         self.positions_evaluated = 0
         self.calls = 0
         self.seconds = {"encoding": 0.0, "network": 0.0, "priors": 0.0}
 
+    def forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (logits, values) for float32 planes (N, C, H, W)."""
+        raise NotImplementedError
+
     def evaluate(self, states: Sequence[GameState]) -> tuple[list[np.ndarray], np.ndarray]:
         return self.evaluate_moves(states, [s.legal_moves() for s in states])
 
-    @torch.no_grad()
     def evaluate_moves(
         self, states: Sequence[GameState], moves: Sequence[list[Move]]
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """`evaluate` with the states' legal moves given (engine.players.mcts.GivenMoves)."""
         if not states:
-            return [], np.zeros((0, self.model.spec.num_players))
+            return [], np.zeros((0, self.num_players))
         started = time.perf_counter()
-        planes = torch.from_numpy(encode_states(states)).to(self.device)
+        planes = encode_states(states)
         encoded = time.perf_counter()
-        logits_t, values_t = self.model(planes)
-        logits, values = logits_t.float().cpu().numpy(), values_t.float().cpu().numpy()
+        logits, values = self.forward(planes)
         forwarded = time.perf_counter()
         priors = [legal_priors(s, m, row) for s, m, row in zip(states, moves, logits, strict=True)]
         absolute = np.array(
@@ -76,6 +80,21 @@ class NetworkEvaluator:
         self.positions_evaluated += len(states)
         self.calls += 1
         return priors, absolute
+
+
+class NetworkEvaluator(PlanesEvaluator):
+    """A PlanesEvaluator over a network held in this process, one forward pass per batch."""
+
+    def __init__(self, model: PolicyValueNet, *, device: torch.device | str | None = None) -> None:
+        super().__init__(model.spec.num_players)
+        self.model = model.eval()
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.model.to(self.device)
+
+    @torch.no_grad()
+    def forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits_t, values_t = self.model(torch.from_numpy(planes).to(self.device))
+        return logits_t.float().cpu().numpy(), values_t.float().cpu().numpy()
 
 
 class BatchedSelfplay:
