@@ -174,7 +174,7 @@ class ChildPlayer:
             self.sent.discard(sha or "")  # the child dropped it; the next batch sends it again
             raise
         if sha:
-            self.sent.add(sha)
+            self.sent = {sha}  # the child keeps only the network it played last (_child_play)
         return records
 
     def close(self) -> None:
