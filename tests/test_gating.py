@@ -63,6 +63,7 @@ def evaluators(settings: Settings, tmp_path: Path) -> Iterator[list[subprocess.P
             process.wait(30)
 
 
+@pytest.mark.timeout(900)  # 32 model games on 2 cores, redeliveries after a kill
 async def test_two_evaluators_share_a_gate_and_one_dies_mid_gate(
     app: App, evaluators: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -97,7 +98,11 @@ async def test_two_evaluators_share_a_gate_and_one_dies_mid_gate(
                     return found[0].event  # type: ignore[return-value]
                 await asyncio.sleep(0.1)
 
-        summary = await asyncio.wait_for(decided(), 180)
+        try:  # the survivor plays the rest, the victim's unacked items after their ack_wait
+            summary = await asyncio.wait_for(decided(), 600)
+        except TimeoutError:
+            played = len(await gate_matches(app, CONFIG, evaluation_id))
+            raise AssertionError(f"no decision after 600 s; {played} of 32 games played") from None
         await app.refresh("gating")
         row = gate(app.runners["gating"].state, evaluation_id)
     assert summary.evaluation_id == evaluation_id and not summary.decided_early

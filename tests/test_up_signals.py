@@ -199,7 +199,7 @@ async def test_a_second_up_on_a_served_state_folder_exits_3_naming_the_first(
     tmp_path: Path,
 ) -> None:
     state, log = tmp_path / "state", tmp_path / "first.log"
-    first = up(state, log, "--handlers", "coordinator")
+    first = up(state, log, "--handlers", "coordinator,projector")  # it holds the folder
     try:
         await wait_until(started(log), first, "it started", log)
         async with Bus(state) as app:
