@@ -54,6 +54,23 @@ def add_bus_arguments(parser: argparse.ArgumentParser, *, port_flag: str = "--po
     group.add_argument("--log-level", default="warning")
 
 
+def stream_sequence(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a stream sequence of at least `minimum`, refused quoting the text."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a stream sequence: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"a stream sequence is {minimum} or more, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def add_profile_argument(parser: argparse.ArgumentParser) -> None:
     from handlers.profiles import PROFILES
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.app import App
-from ops.commands._common import add_bus_arguments, run_with_app
+from ops.commands._common import add_bus_arguments, run_with_app, stream_sequence
 from ops.replay import check, rebuild
 from ops.wiring import PROJECTIONS
 
@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--projection", default="all", help="a projection name or 'all'")
     parser.add_argument("--out", type=Path, help="fresh SQLite file for the rebuild")
     until = parser.add_mutually_exclusive_group()
-    until.add_argument("--until-seq", type=_sequence, help="state as of this stream sequence")
+    until.add_argument(
+        "--until-seq", type=stream_sequence(0), help="state as of this stream sequence"
+    )
     until.add_argument(
         "--until-time", type=_parse_time, help="state as of this UTC time (ISO 8601)"
     )
@@ -30,16 +32,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true")
     add_bus_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def _sequence(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a stream sequence: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a stream sequence is 0 or more, got {text!r}")
-    return value
 
 
 def _parse_time(text: str) -> datetime:

@@ -12,7 +12,12 @@ from typing import Any
 from events import Event, EventDecodeError, decode
 from events.streams import stream_for_subject
 from ops.app import App
-from ops.commands._common import add_bus_arguments, run_with_app, stop_on_signals
+from ops.commands._common import (
+    add_bus_arguments,
+    run_with_app,
+    stop_on_signals,
+    stream_sequence,
+)
 from projections.eventstore import RawRecord
 
 WAITING_NOTE_S = 10.0  # say "waiting" after this long with nothing new (and again as long)
@@ -36,22 +41,12 @@ def register(subparsers: Any) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--all", action="store_true", help="start at the first stored event")
     start.add_argument(
-        "--from-seq", type=_sequence, help="start at this stream sequence (1 or more)"
+        "--from-seq", type=stream_sequence(1), help="start at this stream sequence (1 or more)"
     )
     parser.add_argument("--count", type=int, help="exit after printing N events")
     parser.add_argument("--json", action="store_true", help="print raw event JSON lines")
     add_bus_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def _sequence(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a stream sequence: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a stream sequence is 1 or more, got {text!r}")
-    return value
 
 
 def describe(record: RawRecord) -> str:
