@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -193,29 +194,29 @@ def _encode_cells(
         owners = np.array([getattr(s, field) for s in states], dtype=np.int64)
         at, cells = np.nonzero(owners)
         batch[at, seat_base[at, owners[at, cells]] + offset, grid[cells]] = 1.0
-    where: list[int] = []  # (state, top's seat base, cell) of every stack, in parallel lists
-    bases: list[int] = []
-    cells_: list[int] = []
-    heights: list[int] = []
-    caps: list[int] = []
-    buried: list[tuple[int, int, int]] = []  # (state, buried owner, cell)
-    for k, state in enumerate(states):
-        for cell, stack in enumerate(state._stacks):
-            if stack:
-                where.append(k)
-                bases.append(int(seat_base[k, stack[0]]))
-                cells_.append(cell)
-                heights.append(len(stack))
-                caps.append(cap_height(stack))
-                buried.extend((k, owner, cell) for owner in set(stack[1:]))
-    if where:
-        k_, base, pos = np.array(where), np.array(bases), grid[np.array(cells_)]
-        batch[k_, base, pos] = 1.0
-        batch[k_, base + 1, pos] = np.minimum(np.array(heights) / HEIGHT_SCALE, 1.0)
-        batch[k_, base + 2, pos] = np.minimum(np.array(caps) / HEIGHT_SCALE, 1.0)
+    cells = len(grid)
+    every = list(chain.from_iterable(s._stacks for s in states))  # state-major, cell-minor
+    heights = np.fromiter(map(len, every), dtype=np.int64, count=len(every))
+    occupied = np.flatnonzero(heights)
+    if not len(occupied):
+        return
+    stacks = [every[i] for i in occupied.tolist()]
+    k_, pos = occupied // cells, grid[occupied % cells]
+    base = seat_base[k_, np.fromiter((st[0] for st in stacks), dtype=np.int64, count=len(stacks))]
+    batch[k_, base, pos] = 1.0
+    batch[k_, base + 1, pos] = np.minimum(heights[occupied] / HEIGHT_SCALE, 1.0)
+    caps = np.fromiter(map(cap_height, stacks), dtype=np.int64, count=len(stacks))
+    batch[k_, base + 2, pos] = np.minimum(caps / HEIGHT_SCALE, 1.0)
+    buried = [
+        (at, owner)
+        for at, st in zip(occupied.tolist(), stacks, strict=True)
+        if len(st) > 1
+        for owner in set(st[1:])
+    ]
     if buried:
-        kb, owner, cell = np.array(buried).T
-        batch[kb, seat_base[kb, owner] + 5, grid[cell]] = 1.0
+        at, owner = np.array(buried).T
+        kb = at // cells
+        batch[kb, seat_base[kb, owner] + 5, grid[at % cells]] = 1.0
 
 
 def _encode_globals(
@@ -395,7 +396,59 @@ def legal_priors(
             row = np.asarray(logits, dtype=np.float64)[slots]
             exp = np.exp(row - row.max())
             return exp / exp.sum()
-    flat, owner = _slots_of(state.config, moves)
+    return _shared_priors(state.config, moves, logits)
+
+
+_SINGLE_SLOTS: dict[GameConfig, dict[Move, int]] = {}  # a move's one slot, or -1 for a region
+
+
+def _single_slot(config: GameConfig, table: dict[Move, int], move: Move) -> int:
+    slots = _move_slots(config, move)
+    found = table[move] = slots[0] if len(slots) == 1 else -1
+    return found
+
+
+def batch_legal_priors(
+    config: GameConfig, moves: Sequence[Sequence[Move]], logits: NDArray[np.floating]
+) -> list[NDArray[np.float64]]:
+    """`legal_priors` of a batch of states of one config (``logits`` one row per state):
+    the states whose moves each take one slot of their own (nearly all) in one gather and
+    one segmented softmax, the rest one by one."""
+    table = _SINGLE_SLOTS.setdefault(config, {})
+    out: list[NDArray[np.float64]] = [np.zeros(0)] * len(moves)
+    flat: list[int] = []
+    rows: list[int] = []
+    sizes: list[int] = []
+    for k, legal in enumerate(moves):
+        if not legal:
+            continue
+        get = table.get
+        slots = [s if (s := get(m)) is not None else _single_slot(config, table, m) for m in legal]
+        if min(slots) < 0 or len(set(slots)) != len(slots):
+            out[k] = _shared_priors(config, legal, logits[k])
+            continue
+        flat.extend(slots)
+        rows.append(k)
+        sizes.append(len(slots))
+    if not rows:
+        return out
+    counts = np.array(sizes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    row_of = np.repeat(np.array(rows), counts)
+    values = np.asarray(logits[row_of, np.array(flat)], dtype=np.float64)
+    exp = np.exp(values - np.repeat(np.maximum.reduceat(values, starts), counts))
+    probabilities = exp / np.repeat(np.add.reduceat(exp, starts), counts)
+    for k, priors in zip(rows, np.split(probabilities, starts[1:]), strict=True):
+        out[k] = priors
+    return out
+
+
+def _shared_priors(
+    config: GameConfig, moves: Sequence[Move], logits: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Priors when moves share a slot or take several: each slot's mass split evenly
+    among its moves, a move taking the sum over its slots."""
+    flat, owner = _slots_of(config, moves)
     unique, inverse, sharing = np.unique(flat, return_inverse=True, return_counts=True)
     row = np.asarray(logits, dtype=np.float64)[unique]
     exp = np.exp(row - row.max())

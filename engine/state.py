@@ -37,6 +37,7 @@ from engine.victory import check_victory, ranking
 LPS_ROUNDS_REQUIRED = 3
 _MASK = (1 << 64) - 1
 _NEVER = 1 << 30
+_new_state = object.__new__
 
 
 class IllegalMoveError(ValueError):
@@ -183,21 +184,46 @@ class GameState:
 
     # ---- copying and hashing --------------------------------------------------------
     def copy(self) -> GameState:
-        s = GameState.__new__(GameState)
-        for name in GameState.__slots__:
-            setattr(s, name, getattr(self, name))
-        for name in (
-            "_stacks",
-            "_markers",
-            "_collapsed",
-            "_hand",
-            "_elim",
-            "_elim_colour",
-            "_terr",
-            "elimination_turn",
-            "lps_streak",
-        ):
-            setattr(s, name, list(getattr(self, name)))
+        """An independent copy (the per-cell and per-player lists copied, the rest shared:
+        immutable values). Every slot assigned by name: the search copies a state per leaf."""
+        s = _new_state(GameState)
+        s.config = self.config
+        s.geometry = self.geometry
+        s.num_players = self.num_players
+        s.line_length = self.line_length
+        s.rings_per_player = self.rings_per_player
+        s.victory_threshold = self.victory_threshold
+        s.territory_minimum = self.territory_minimum
+        s._stacks = self._stacks.copy()
+        s._markers = self._markers.copy()
+        s._collapsed = self._collapsed.copy()
+        s._hand = self._hand.copy()
+        s._elim = self._elim.copy()
+        s._elim_colour = self._elim_colour.copy()
+        s._terr = self._terr.copy()
+        s.current_player = self.current_player
+        s.phase = self.phase
+        s.must_move = self.must_move
+        s.chain_pos = self.chain_pos
+        s.pending_line = self.pending_line
+        s.pending_region = self.pending_region
+        s.turn_changed = self.turn_changed
+        s.turn_recovery = self.turn_recovery
+        s.swap_rule = self.swap_rule
+        s.swap_offered = self.swap_offered
+        s.swapped = self.swapped
+        s.winner = self.winner
+        s.victory_reason = self.victory_reason
+        s.move_count = self.move_count
+        s.turn_count = self.turn_count
+        s.last_actor = self.last_actor
+        s.elimination_turn = self.elimination_turn.copy()
+        s.lps_streak = self.lps_streak.copy()
+        s.lps_had = self.lps_had
+        s.lps_took = self.lps_took
+        s._board_hash = self._board_hash
+        s._mkeys = self._mkeys
+        s._ckeys = self._ckeys
         return s
 
     def _meta_hash(self) -> int:

@@ -23,6 +23,7 @@ from engine.players.mcts import (
     RootPriors,
     SearchSettings,
     SearchTree,
+    descend,
 )
 from engine.state import GameState
 
@@ -150,15 +151,9 @@ class GumbelSearch:
     # ---- values ---------------------------------------------------------------------
     def _leaf_under(self, action: int) -> Leaf:
         root = self.tree.root
-        node, state = root.child(action), self.tree.state.copy()
-        state.apply_unchecked(self.moves[action])
-        path = [root, node]
-        while node.expanded and node.terminal is None:
-            slot = self.tree._select_slot(node)
-            state.apply_unchecked(node.moves[slot])
-            node = node.child(slot)
-            path.append(node)
-        return path, state
+        return descend(
+            [root], lambda node: action if node is root else self.tree._select_slot(node)
+        )
 
     def _visits_and_q(self) -> tuple[np.ndarray, np.ndarray]:
         root = self.tree.root

@@ -29,13 +29,15 @@ _NO_MOVES: list[Move] = []
 
 
 class Node:
-    """A search node. Once expanded it holds its legal moves with their priors and, in
-    arrays, the visit count and value sum (per player) of each move's child; a child Node
-    is created when a walk first enters it (``slot``: its move's index in the parent)."""
+    """A search node. Once expanded it holds its state, its legal moves with their priors
+    and, in arrays, the visit count and value sum (per player) of each move's child; a
+    child Node is created when a walk first enters it (``slot``: its move's index in the
+    parent). Keeping the state costs a position per node and saves replaying the path
+    from the root on every walk: a leaf's state is its parent's plus one move."""
 
     __slots__ = (
         "slot", "player", "visit_count", "value_sum", "moves", "priors", "child_visits",
-        "child_values", "children", "terminal",
+        "child_values", "children", "terminal", "state",
     )  # fmt: skip
 
     def __init__(self, slot: int = -1) -> None:
@@ -49,6 +51,7 @@ class Node:
         self.child_values = np.zeros((0, 0))
         self.children: dict[int, Node] = {}
         self.terminal: np.ndarray | None = None
+        self.state: GameState | None = None  # set on expansion; never changed after
 
     @property
     def expanded(self) -> bool:
@@ -126,13 +129,9 @@ class SearchTree:
 
     def select_leaf(self) -> tuple[list[Node], GameState]:
         """Walk down by PUCT to an unexpanded or terminal node; return the path and its state."""
-        node, state, path = self.root, self.state.copy(), [self.root]
-        while node.expanded and node.terminal is None:
-            slot = self._select_slot(node)
-            state.apply_unchecked(node.moves[slot])
-            node = node.child(slot)
-            path.append(node)
-        return path, state
+        if not self.root.expanded:
+            return [self.root], self.state.copy()
+        return descend([self.root], self._select_slot)
 
     def select_leaves(self, count: int) -> list[Leaf]:
         """Up to ``count`` distinct leaves, each path under virtual loss until its backup
@@ -165,6 +164,7 @@ class SearchTree:
         """Expand the leaf with its legal moves (``moves``, when the caller has them) and
         their priors; a finished game's leaf keeps its terminal values."""
         leaf = path[-1]
+        leaf.state = state
         if state.is_over:
             leaf.terminal = terminal_values(state)
             return
@@ -220,6 +220,25 @@ class SearchTree:
         """Each root move's mean value for the player to move at the root."""
         means = self.root.child_means(self.state.current_player)
         return {m: float(v) for m, v in zip(self.root.moves, means, strict=True)}
+
+
+def descend(path: list[Node], select_slot: Any) -> Leaf:
+    """Walk on from ``path``'s expanded last node, choosing by ``select_slot(node)``, to an
+    unexpanded node (its state: the parent's kept state plus the move, a fresh copy) or a
+    terminal one (its kept state, which the caller must not change)."""
+    node = path[-1]
+    while node.terminal is None:
+        slot = select_slot(node)
+        child = node.child(slot)
+        path.append(child)
+        if not child.expanded:
+            assert node.state is not None
+            state = node.state.copy()
+            state.apply_unchecked(node.moves[slot])
+            return path, state
+        node = child
+    assert node.state is not None
+    return path, node.state
 
 
 def add_virtual_loss(path: list[Node], sign: int) -> None:

@@ -11,10 +11,10 @@ import torch
 
 from engine.config import GameConfig
 from engine.encoding import (
+    batch_legal_priors,
     encode_state,
     encode_states,
     legal_policy_mask,
-    legal_priors,
     visits_to_policy,
 )
 from engine.move import Move
@@ -70,10 +70,12 @@ class PlanesEvaluator:
         encoded = time.perf_counter()
         logits, values = self.forward(planes)
         forwarded = time.perf_counter()
-        priors = [legal_priors(s, m, row) for s, m, row in zip(states, moves, logits, strict=True)]
-        absolute = np.array(
-            [relative_to_absolute(v, s.current_player) for v, s in zip(values, states, strict=True)]
-        )
+        priors = batch_legal_priors(states[0].config, moves, logits)
+        current = np.fromiter((s.current_player for s in states), dtype=np.int64, count=len(states))
+        n = values.shape[1]
+        # absolute[k, p - 1] = values[k, (p - current_k) % n]: seat-relative to by player
+        seat = (np.arange(1, n + 1)[None, :] - current[:, None]) % n
+        absolute = np.take_along_axis(np.asarray(values, dtype=np.float64), seat, axis=1)
         self.seconds["encoding"] += encoded - started
         self.seconds["network"] += forwarded - encoded
         self.seconds["priors"] += time.perf_counter() - forwarded

@@ -108,3 +108,24 @@ def test_render_shows_every_stack(name: str) -> None:
         sum(tok[:1].isdigit() and len(tok) == 2 for row in cells for tok in row.split()[1:])
         >= stacks
     )
+
+
+def test_copy_sets_every_slot_and_shares_no_list() -> None:
+    """GameState.copy names its slots one by one (speed); a slot added later and left out
+    of it, or a list shared between copies, fails here."""
+    import random as _random
+
+    from engine.config import GameConfig as _Config
+    from engine.state import GameState as _State
+
+    rng = _random.Random(3)
+    state = _State.initial(_Config("square8", 3))
+    for _ in range(60):
+        state.apply_unchecked(rng.choice(state.legal_moves()))
+    twin = state.copy()
+    for name in _State.__slots__:
+        original, copied = getattr(state, name), getattr(twin, name)
+        assert copied == original, name
+        if isinstance(original, list) and name not in ("_mkeys", "_ckeys"):  # board constants
+            assert copied is not original, f"{name} is shared between copies"
+    assert twin.zobrist_hash == state.zobrist_hash
