@@ -188,20 +188,21 @@ def _encode_cells(
     grid: NDArray[np.int64],
     seat_base: NDArray[np.int64],
 ) -> None:
-    """Markers and collapsed cells as array operations; stacks one by one (few per state)."""
+    """Markers, collapsed cells and stacks as array operations over the whole batch (the
+    stacks read from one flattened list of every state's cells)."""
     # The states' per-cell lists, read without a call per cell (engine.state owns them).
     for field, offset in (("_markers", 3), ("_collapsed", 4)):
         owners = np.array([getattr(s, field) for s in states], dtype=np.int64)
         at, cells = np.nonzero(owners)
         batch[at, seat_base[at, owners[at, cells]] + offset, grid[cells]] = 1.0
-    cells = len(grid)
+    per_state = len(grid)
     every = list(chain.from_iterable(s._stacks for s in states))  # state-major, cell-minor
     heights = np.fromiter(map(len, every), dtype=np.int64, count=len(every))
     occupied = np.flatnonzero(heights)
     if not len(occupied):
         return
     stacks = [every[i] for i in occupied.tolist()]
-    k_, pos = occupied // cells, grid[occupied % cells]
+    k_, pos = occupied // per_state, grid[occupied % per_state]
     base = seat_base[k_, np.fromiter((st[0] for st in stacks), dtype=np.int64, count=len(stacks))]
     batch[k_, base, pos] = 1.0
     batch[k_, base + 1, pos] = np.minimum(heights[occupied] / HEIGHT_SCALE, 1.0)
@@ -215,8 +216,8 @@ def _encode_cells(
     ]
     if buried:
         at, owner = np.array(buried).T
-        kb = at // cells
-        batch[kb, seat_base[kb, owner] + 5, grid[at % cells]] = 1.0
+        kb = at // per_state
+        batch[kb, seat_base[kb, owner] + 5, grid[at % per_state]] = 1.0
 
 
 def _encode_globals(
