@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +27,15 @@ from engine import GameConfig, GameState, Move
 from engine.players.base import rank_values
 from engine.players.gumbel import GumbelSearch
 from engine.players.heuristic import HeuristicWeights, player_scores
-from engine.players.mcts import Evaluation, PuctSearch, RootPriors, evaluate_leaves
+from engine.players.mcts import (
+    Evaluation,
+    Leaf,
+    PuctSearch,
+    RootPriors,
+    Staged,
+    StagedLeaves,
+    evaluate_leaves,
+)
 from engine.players.neural import absolute_to_relative
 from events import (
     Event,
@@ -112,13 +123,16 @@ def play_games(
     stop: threading.Event | None = None,
     parallel: int | None = None,
     stats: PlayStats | None = None,
+    pipeline: float | None = None,
 ) -> list[PlayedGame]:
     """Play one game per seating, ``parallel`` at a time (all by default) with continuous
     batching: a finished game's slot takes the next seating at once, and every round sends
     the pending search leaves of all running games to each evaluator in one batch.
 
     A game still running after ``max_moves`` is adjudicated (``adjudicate``). Each game's
-    moves depend only on its seed and its agents, so a batch is deterministic for its seeds."""
+    moves depend only on its seed and its agents, so a batch is deterministic for its seeds.
+    ``pipeline`` (a thread switch interval in seconds): the games run in two lanes, each
+    one's forward passes overlapping the other's search (`_Lane`); None: one lane."""
     for seats in seatings:
         if len(seats) != config.num_players:
             raise ValueError(f"{config.name} needs {config.num_players} seats, got {len(seats)}")
@@ -127,17 +141,94 @@ def play_games(
     stats = stats if stats is not None else PlayStats()
     queue = deque(enumerate(zip(seatings, seeds, strict=True)))
     width = len(seatings) if parallel is None else parallel
-    tables: list[_Table] = []
+    lanes = [_Lane(w) for w in _lane_widths(width, 1 if pipeline is None else 2)]
     played: dict[int, PlayedGame] = {}
-    while queue or tables:
-        if stop is not None and stop.is_set():
-            raise Cancelled(
-                f"stopped with {len(queue) + len(tables)} games of {config.name} unfinished"
-            )
-        tables = _refill(config, tables, queue, width, max_moves, adjudication, played, stats)
-        if tables:
-            _search_round(tables, stats)
+    with (
+        _switching(pipeline),
+        ThreadPoolExecutor(1, "evaluate") if pipeline else nullcontext() as pool,
+    ):
+        while queue or any(lane.tables for lane in lanes):
+            for lane in lanes:
+                if stop is not None and stop.is_set():
+                    unfinished = len(queue) + sum(len(lane.tables) for lane in lanes)
+                    raise Cancelled(f"stopped with {unfinished} games of {config.name} unfinished")
+                lane.finish(stats)
+                lane.tables = _refill(
+                    config, lane.tables, queue, lane.width, max_moves, adjudication, played, stats
+                )
+                if lane.tables:
+                    lane.start(stats, pool)
     return [played[i] for i in range(len(seatings))]
+
+
+@contextmanager
+def _switching(interval_s: float | None) -> Iterator[None]:
+    """The interpreter's thread switch interval set to ``interval_s`` meanwhile (None: kept)."""
+    if interval_s is None:
+        yield
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval_s)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _lane_widths(width: int, lanes: int) -> list[int]:
+    """``width`` games split over ``lanes`` (each at least one game)."""
+    lanes = max(1, min(lanes, width))
+    return [width // lanes + (i < width % lanes) for i in range(lanes)]
+
+
+class _Lane:
+    """A share of the running games and the round of leaves it has out for evaluation.
+
+    With one lane a round is evaluated at once in `start`. With two (``pipeline``) `start`
+    builds the legal moves and planes of the lane's leaves and hands the network's forward
+    pass to the pool's one thread, and `finish` (after the other lane's trees were walked
+    meanwhile) builds the priors and absorbs them: the forward pass, which releases the
+    GIL, overlaps the search's Python work. Forward passes run one at a time in submission
+    order, so each game's moves still depend only on its seed and its agents."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.tables: list[_Table] = []
+        self.leaves: list[tuple[_Table, list[Leaf]]] = []
+        self.results: dict[tuple[int, int], Evaluation] = {}
+        # (leaf keys, their staged evaluation, its forward pass) of the round out; None: none
+        self.staged: list[tuple[list[tuple[int, int]], StagedLeaves, Future[Any]]] | None = None
+
+    def start(self, stats: PlayStats, pool: ThreadPoolExecutor | None) -> None:
+        started = time.perf_counter()
+        self.leaves = [(t, t.job.leaves()) for t in self.tables if t.job is not None]
+        stats.add("select", started)
+        batches = _batches(self.leaves, stats)
+        started = time.perf_counter()
+        if pool is None:
+            results = _evaluate(batches)
+            stats.add("evaluate", started)
+            _absorb(self.leaves, results, stats)
+            return
+        self.results, self.staged = {}, []
+        for evaluator, states, members in batches:
+            if isinstance(evaluator, Staged):  # legal moves and planes here, forward there
+                staged = StagedLeaves(evaluator, states)
+                self.staged.append((members, staged, pool.submit(staged.forward)))
+            else:
+                self.results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+        stats.add("evaluate", started)
+
+    def finish(self, stats: PlayStats) -> None:
+        """Absorb the lane's round out for evaluation (none: nothing to do)."""
+        if self.staged is None:
+            return
+        started = time.perf_counter()
+        for members, staged, future in self.staged:
+            self.results.update(zip(members, staged.complete(future.result()), strict=True))
+        self.staged = None
+        stats.add("evaluate", started)
+        _absorb(self.leaves, self.results, stats)
 
 
 def _refill(
@@ -197,31 +288,47 @@ def _new_search(table: _Table) -> RootSearch:
     return kind(table.state, agent.search, noise_rng=noise_rng, root_priors=root_priors)
 
 
-def _search_round(tables: list[_Table], stats: PlayStats) -> None:
-    """One round: every running search hands out its leaves, each evaluator sees one batch
-    of all of them, the searches take the results; finished searches play their move."""
-    started = time.perf_counter()
-    leaves = [(t, t.job.leaves()) for t in tables if t.job is not None]
-    started = stats.add("select", started)
+_Batch = tuple[Any, list[GameState], list[tuple[int, int]]]  # evaluator, states, (k, j) each
+
+
+def _batches(leaves: list[tuple[_Table, list[Leaf]]], stats: PlayStats) -> list[_Batch]:
+    """The round's leaves grouped by evaluator: one batch each."""
     groups: dict[int, list[tuple[int, int]]] = {}
     for k, (table, found) in enumerate(leaves):
         for j in range(len(found)):
             groups.setdefault(id(table.agent.evaluator), []).append((k, j))
-    results: dict[tuple[int, int], Evaluation] = {}
+    out: list[_Batch] = []
     for members in groups.values():
         evaluator = leaves[members[0][0]][0].agent.evaluator
         assert evaluator is not None
         states = [leaves[k][1][j][1] for k, j in members]
-        results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+        out.append((evaluator, states, members))
         stats.batches += 1
         stats.positions += sum(not state.is_over for state in states)
-    started = stats.add("evaluate", started)
+    return out
+
+
+def _evaluate(batches: list[_Batch]) -> dict[tuple[int, int], Evaluation]:
+    results: dict[tuple[int, int], Evaluation] = {}
+    for evaluator, states, members in batches:
+        results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+    return results
+
+
+def _absorb(
+    leaves: list[tuple[_Table, list[Leaf]]],
+    results: dict[tuple[int, int], Evaluation],
+    stats: PlayStats,
+) -> None:
+    """The searches take their evaluations; finished searches play their move."""
+    started = time.perf_counter()
     for k, (table, found) in enumerate(leaves):
         assert table.job is not None
         table.job.absorb(found, [results.get((k, j)) for j in range(len(found))])
     started = stats.add("backup", started)
-    for table in tables:
-        if table.job is not None and table.job.done:
+    for table, _ in leaves:
+        assert table.job is not None
+        if table.job.done:
             move, visits = table.job.choose(table.rng)
             table.play(move, visits, table.job.tree.root_value())
             table.job = None

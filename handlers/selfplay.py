@@ -103,7 +103,8 @@ def play_selfplay_batch(
     device = network.device.type if with_model and network is not None else "cpu"
     played = play_games(config, [[agent] * config.num_players] * count, seeds,
                         max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
-                        stop=stop, parallel=loop.selfplay.parallel_for(device))  # fmt: skip
+                        stop=stop, parallel=loop.selfplay.parallel_for(device),
+                        pipeline=loop.selfplay.pipeline_interval_s())  # fmt: skip
     return [
         game_completed(
             game,

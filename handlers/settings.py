@@ -156,6 +156,19 @@ class SelfplaySettings(_Section):
         description="games one selfplay worker keeps running at once, per device type "
         "(continuous batching: a finished game's slot is refilled at once)",
     )
+    pipeline: bool = Field(
+        default=True,
+        description="overlap the network with the search: a worker's games in two lanes, one "
+        "lane's batch evaluated in a background thread while the other's trees are walked",
+    )
+    pipeline_switch_us: float = Field(
+        default=50.0,
+        gt=0,
+        le=5000,
+        description="pipeline: the interpreter's thread switch interval while games play, so "
+        "the network's thread gets the GIL back between its ops at once (Python's 5000 us "
+        "default starves it; `ringloop bench selfplay --pipeline`)",
+    )
     leaves_per_tree: int = Field(
         default=1, ge=1, le=64, description="PUCT leaves per tree per batch (virtual loss if > 1)"
     )
@@ -190,6 +203,10 @@ class SelfplaySettings(_Section):
         if "cpu" not in value or any(v < 1 for v in value.values()):
             raise ValueError(f"need a count >= 1 per device type, 'cpu' among them; got {value}")
         return value
+
+    def pipeline_interval_s(self) -> float | None:
+        """`handlers.games.play_games`' pipeline argument: the switch interval, or None."""
+        return self.pipeline_switch_us / 1e6 if self.pipeline else None
 
     def parallel_for(self, device: str) -> int:
         """Games at once on a device type ("cpu", "cuda", ...; unknown types get cpu's)."""

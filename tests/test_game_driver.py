@@ -85,3 +85,60 @@ def test_gumbel_without_noise_is_deterministic_after_the_sampled_opening(
     agent = Agent("g", evaluator=HeuristicEvaluator(), search=search, noise=False)
     games = play_games(CONFIG, [[agent, agent]] * 3, [1, 2, 3], max_moves=12)
     assert len({tuple(g.moves) for g in games}) == distinct
+
+
+class _ThreadNoting(NetworkEvaluator):
+    """A real network evaluator that notes the thread of each forward pass (and can fail)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        torch.manual_seed(3)
+        super().__init__(build_network(network_spec(CONFIG, blocks=1, channels=8)))
+        self.threads: set[int] = set()
+        self.fail_after = fail_after
+
+    def forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import threading
+
+        self.threads.add(threading.get_ident())
+        if self.fail_after is not None and len(self.threads) and self.calls >= self.fail_after:
+            raise RuntimeError("device lost")
+        return super().forward(planes)
+
+
+def _network_games(evaluator: NetworkEvaluator, pipeline: float | None):  # type: ignore[no-untyped-def]
+    search = SearchSettings(simulations=8, kind="gumbel", temperature_moves=4)
+    agent = model_agent("net", evaluator, search, sha256=None, noise=True)
+    seeds = [2000 + i for i in range(6)]
+    return play_games(CONFIG, [[agent, agent]] * 6, seeds, max_moves=30, parallel=4,
+                      pipeline=pipeline)  # fmt: skip
+
+
+def test_a_pipelined_driver_plays_the_same_games_with_the_network_in_its_own_thread() -> None:
+    import sys
+    import threading
+
+    before = sys.getswitchinterval()
+    plain, piped = _ThreadNoting(), _ThreadNoting()
+    one_lane = _network_games(plain, None)
+    two_lanes = _network_games(piped, 5e-5)
+    assert [g.moves for g in two_lanes] == [g.moves for g in one_lane]
+    # the targets are rounded improved policies: a forward pass over another batch may
+    # differ in the last float bits, moving a weight by one unit at most
+    for piped_game, plain_game in zip(two_lanes, one_lane, strict=True):
+        for a, b in zip(piped_game.visits, plain_game.visits, strict=True):
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert max(abs(a.get(m, 0) - b.get(m, 0)) for m in a.keys() | b.keys()) <= 1
+    assert plain.threads == {threading.get_ident()}
+    assert piped.threads and threading.get_ident() not in piped.threads  # forward elsewhere
+    assert piped.positions_evaluated == plain.positions_evaluated
+    assert sys.getswitchinterval() == before  # restored
+
+
+def test_a_failing_forward_pass_in_the_pipeline_reaches_the_caller() -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError, match="device lost"):
+        _network_games(_ThreadNoting(fail_after=3), 5e-5)
+    assert sys.getswitchinterval() == before

@@ -376,6 +376,50 @@ def evaluate_leaves(evaluator: Evaluator, states: Sequence[GameState]) -> list[E
     return out
 
 
+@runtime_checkable
+class Staged(Protocol):
+    """An evaluator in three steps: encode (Python), forward (the network; may run in
+    another thread), decode (priors over the given legal moves, values by player)."""
+
+    def encode(self, states: Sequence[GameState]) -> Any: ...
+
+    def timed_forward(self, planes: Any) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def decode(
+        self,
+        states: Sequence[GameState],
+        moves: Sequence[list[Move]],
+        logits: np.ndarray,
+        values: np.ndarray,
+    ) -> tuple[list[np.ndarray], np.ndarray]: ...
+
+
+class StagedLeaves:
+    """`evaluate_leaves` of a Staged evaluator taken apart: built with the leaves' legal
+    moves and planes, `forward()` runs the network (in any thread), `complete()` returns
+    the evaluations (in the caller's)."""
+
+    def __init__(self, evaluator: Staged, states: Sequence[GameState]) -> None:
+        self.evaluator = evaluator
+        self.count = len(states)
+        self.pending = [i for i, state in enumerate(states) if not state.is_over]
+        self.live = [states[i] for i in self.pending]
+        self.moves = [state.legal_moves() for state in self.live]
+        self.planes = evaluator.encode(self.live) if self.live else None
+
+    def forward(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.evaluator.timed_forward(self.planes) if self.live else None
+
+    def complete(self, outputs: tuple[np.ndarray, np.ndarray] | None) -> list[Evaluation]:
+        out: list[Evaluation] = [None] * self.count
+        if outputs is None:
+            return out
+        priors, values = self.evaluator.decode(self.live, self.moves, *outputs)
+        for k, i in enumerate(self.pending):
+            out[i] = (priors[k], values[k], self.moves[k])
+        return out
+
+
 def choose_move(
     visits: dict[Move, int],
     temperature: float,

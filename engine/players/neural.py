@@ -65,20 +65,39 @@ class PlanesEvaluator:
         """`evaluate` with the states' legal moves given (engine.players.mcts.GivenMoves)."""
         if not states:
             return [], np.zeros((0, self.num_players))
+        logits, values = self.timed_forward(self.encode(states))
+        return self.decode(states, moves, logits, values)
+
+    # The three steps apart (engine.players.mcts.Staged): the driver may run the forward
+    # pass in a thread of its own while it walks other trees.
+    def encode(self, states: Sequence[GameState]) -> np.ndarray:
         started = time.perf_counter()
         planes = encode_states(states)
-        encoded = time.perf_counter()
-        logits, values = self.forward(planes)
-        forwarded = time.perf_counter()
+        self.seconds["encoding"] += time.perf_counter() - started
+        return planes
+
+    def timed_forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        started = time.perf_counter()
+        out = self.forward(planes)
+        self.seconds["network"] += time.perf_counter() - started
+        return out
+
+    def decode(
+        self,
+        states: Sequence[GameState],
+        moves: Sequence[list[Move]],
+        logits: np.ndarray,
+        values: np.ndarray,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Priors over each state's legal moves and values by player (index 0 = player 1)."""
+        started = time.perf_counter()
         priors = batch_legal_priors(states[0].config, moves, logits)
         current = np.fromiter((s.current_player for s in states), dtype=np.int64, count=len(states))
         n = values.shape[1]
         # absolute[k, p - 1] = values[k, (p - current_k) % n]: seat-relative to by player
         seat = (np.arange(1, n + 1)[None, :] - current[:, None]) % n
         absolute = np.take_along_axis(np.asarray(values, dtype=np.float64), seat, axis=1)
-        self.seconds["encoding"] += encoded - started
-        self.seconds["network"] += forwarded - encoded
-        self.seconds["priors"] += time.perf_counter() - forwarded
+        self.seconds["priors"] += time.perf_counter() - started
         self.positions_evaluated += len(states)
         self.calls += 1
         return priors, absolute

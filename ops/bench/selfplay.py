@@ -3,7 +3,8 @@ the same network on the same device, games/s, moves/s, and where selfplay's time
 
 One run: a network of the profile's size for the config (random weights, seeded), the
 profile's selfplay search (PUCT or Gumbel, root noise, as `handlers.selfplay` plays it) over
-``--games`` games, ``parallel_games`` of the device at a time; then the same network's raw
+``--games`` games, ``parallel_games`` of the device at a time (pipelined as the profile says:
+the forward passes in a thread of their own, overlapping the search); then the same network's raw
 forward passes on pre-encoded positions at the batch selfplay aimed at; then, as the
 baseline, the old lock-step driver (8 games cut at 40 moves, one leaf per tree per batch)
 on the same network and evaluator. Not a test: figures depend on the machine (printed first).
@@ -37,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", choices=("puct", "gumbel"), help="override selfplay.search")
     parser.add_argument("--leaves-per-tree", type=int, help="override selfplay.leaves_per_tree")
     parser.add_argument("--parallel", type=int, help="override parallel_games of the device")
+    parser.add_argument(
+        "--pipeline",
+        action=argparse.BooleanOptionalAction,
+        help="override selfplay.pipeline (the network overlapping the search in a thread)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
     parser.add_argument("--no-baseline", action="store_true", help="skip the lock-step baseline")
     parser.add_argument("--seed", type=int, default=1)
@@ -74,6 +80,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
         overrides["search"] = args.search
     if args.leaves_per_tree:
         overrides["leaves_per_tree"] = args.leaves_per_tree
+    if args.pipeline is not None:
+        overrides["pipeline"] = args.pipeline
     try:
         loop = LoopSettings.profile(args.profile, selfplay=overrides)
     except LoopSettingsError as exc:
@@ -127,7 +135,8 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
         "leaves_per_tree": search.leaves_per_tree,
         "parallel_games": width,
         "games": games,
-        **_figures(played, stats, seconds, evaluator),
+        "pipeline": loop.selfplay.pipeline,
+        **_figures(played, stats, seconds, evaluator, loop.selfplay.pipeline),
         "raw_batch": raw_batch,
         "raw_evals_per_s": round(raw, 1),
     }
@@ -156,25 +165,36 @@ def _selfplay(config: GameConfig, loop: Any, agent: Any, games: int, width: int,
     started = time.perf_counter()
     played = play_games(config, [[agent] * config.num_players] * games, seeds,
                         max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
-                        parallel=width, stats=stats)  # fmt: skip
+                        parallel=width, stats=stats, pipeline=loop.selfplay.pipeline_interval_s())  # fmt: skip
     return played, stats, time.perf_counter() - started
 
 
-def _figures(played: list[Any], stats: Any, seconds: float, evaluator: Any) -> dict[str, Any]:
+def _figures(
+    played: list[Any], stats: Any, seconds: float, evaluator: Any, pipelined: bool
+) -> dict[str, Any]:
     evals = evaluator.positions_evaluated
     moves = sum(len(g.moves) for g in played)
     parts = dict(stats.seconds)
     network_parts = evaluator.seconds
-    inside = sum(network_parts.values())
-    shares = {
-        "engine (moves played, legal moves of the mover)": parts["engine"],
-        "tree walk (selection, state copies, moves applied)": parts["select"],
-        "engine (legal moves of the leaves), batching": max(parts["evaluate"] - inside, 0.0),
-        "encoding": network_parts["encoding"],
-        "network": network_parts["network"],
-        "priors (softmax over the legal slots)": network_parts["priors"],
-        "expansion and backup": parts["backup"],
-    }
+    if pipelined:  # the forward passes run in their own thread, beside these shares
+        evaluate_share = "engine (legal moves of the leaves), encoding, priors, waiting"
+        shares = {
+            "engine (moves played, legal moves of the mover)": parts["engine"],
+            "tree walk (selection, state copies, moves applied)": parts["select"],
+            evaluate_share: parts["evaluate"],
+            "expansion and backup": parts["backup"],
+        }
+    else:
+        inside = sum(network_parts.values())
+        shares = {
+            "engine (moves played, legal moves of the mover)": parts["engine"],
+            "tree walk (selection, state copies, moves applied)": parts["select"],
+            "engine (legal moves of the leaves), batching": max(parts["evaluate"] - inside, 0.0),
+            "encoding": network_parts["encoding"],
+            "network": network_parts["network"],
+            "priors (softmax over the legal slots)": network_parts["priors"],
+            "expansion and backup": parts["backup"],
+        }
     other = seconds - sum(shares.values())
     shares["other"] = max(other, 0.0)
     return {
@@ -186,6 +206,7 @@ def _figures(played: list[Any], stats: Any, seconds: float, evaluator: Any) -> d
         "evals": evals,
         "moves": moves,
         "shares": {k: round(v / seconds, 3) for k, v in shares.items()},
+        "network_busy": round(network_parts["network"] / seconds, 3),
     }
 
 
@@ -263,7 +284,8 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
     print(f"machine: {report['machine']}")
     print(f"{report['config']}, profile {report['profile']}, {report['device']}, "
           f"{report['search']} {report['simulations']} simulations, "
-          f"{report['parallel_games']} games at once, {report['leaves_per_tree']} leaves per tree")  # fmt: skip
+          f"{report['parallel_games']} games at once, {report['leaves_per_tree']} leaves per tree, "
+          f"pipeline {'on' if report['pipeline'] else 'off'}")  # fmt: skip
     print(f"selfplay: {report['games']} games in {report['seconds']} s: "
           f"{report['selfplay_evals_per_s']:,.0f} positions/s (avg batch {report['avg_batch']}), "
           f"{report['games_per_s']} games/s, {report['moves_per_s']:,.0f} moves/s")  # fmt: skip
@@ -278,8 +300,10 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
               f"{report['local_workers_evals_per_s']:,.0f} positions/s, through one inference "
               f"service {report['shared_evals_per_s']:,.0f} positions/s (avg batch "
               f"{report['service_avg_batch']}) -> shared_ratio {report['shared_ratio']}")  # fmt: skip
-    print("time shares:")
+    where = "of the driver's thread" if report["pipeline"] else ""
+    print(f"time shares {where}:".replace(" :", ":"))
     for part, share in report["shares"].items():
-        print(f"  {part:<52} {share:6.1%}")
+        print(f"  {part:<62} {share:6.1%}")
+    print(f"  {'network busy (its own thread when pipelined)':<62} {report['network_busy']:6.1%}")
     if as_json:
         print(json.dumps(report))

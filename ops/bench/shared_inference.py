@@ -108,5 +108,6 @@ def _worker(config_name: str, loop: Any, device: str, state_dir: Path, sha: str,
     seeds = [seed * 1_000_003 + i for i in range(games)]
     play_games(config, [[agent] * config.num_players] * games, seeds,
                max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
-               parallel=loop.selfplay.parallel_for(torch.device(device).type))  # fmt: skip
+               parallel=loop.selfplay.parallel_for(torch.device(device).type),
+               pipeline=loop.selfplay.pipeline_interval_s())  # fmt: skip
     results.put(evaluator.positions_evaluated)
