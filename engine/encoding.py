@@ -420,10 +420,10 @@ def batch_legal_priors(
     flat: list[int] = []
     rows: list[int] = []
     sizes: list[int] = []
+    get = table.get
     for k, legal in enumerate(moves):
         if not legal:
             continue
-        get = table.get
         slots = [s if (s := get(m)) is not None else _single_slot(config, table, m) for m in legal]
         if min(slots) < 0 or len(set(slots)) != len(slots):
             out[k] = _shared_priors(config, legal, logits[k])

@@ -36,6 +36,7 @@ def test_bench_selfplay_compares_shared_inference(capsys: pytest.CaptureFixture[
     ("argv", "quoted"),
     [
         (["--workers", "0"], "0"),
+        (["--parallel", "0"], "--parallel must be >= 1, got 0"),
         (["--config", "square9_2p"], "'square9_2p'"),
         (["--device", "nodevice"], "'nodevice'"),
         (["--profile", "huge"], "'huge'"),

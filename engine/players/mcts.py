@@ -358,22 +358,35 @@ def run_search(job: PuctSearch | Any, evaluator: Evaluator) -> None:
         job.absorb(leaves, evaluations)
 
 
+class LeafBatch:
+    """Leaf states split into the live ones (``pending``: their positions) with their legal
+    moves, generated once; `placed` puts evaluations of the live ones back in leaf order
+    (None for finished games)."""
+
+    def __init__(self, states: Sequence[GameState]) -> None:
+        self.count = len(states)
+        self.pending = [i for i, state in enumerate(states) if not state.is_over]
+        self.live = [states[i] for i in self.pending]
+        self.moves = [state.legal_moves() for state in self.live]
+
+    def placed(self, evaluated: tuple[Sequence[np.ndarray], np.ndarray] | None) -> list[Evaluation]:
+        out: list[Evaluation] = [None] * self.count
+        if evaluated is not None:
+            priors, values = evaluated
+            for k, i in enumerate(self.pending):
+                out[i] = (priors[k], values[k], self.moves[k])
+        return out
+
+
 def evaluate_leaves(evaluator: Evaluator, states: Sequence[GameState]) -> list[Evaluation]:
     """Evaluations of leaf states in one batch (None for finished games); the legal moves
     are generated once, handed to an evaluator that takes them (GivenMoves)."""
-    pending = [i for i, state in enumerate(states) if not state.is_over]
-    out: list[Evaluation] = [None] * len(states)
-    if not pending:
-        return out
-    live = [states[i] for i in pending]
-    moves = [state.legal_moves() for state in live]
+    batch = LeafBatch(states)
+    if not batch.live:
+        return batch.placed(None)
     if isinstance(evaluator, GivenMoves):
-        priors, values = evaluator.evaluate_moves(live, moves)
-    else:
-        priors, values = evaluator.evaluate(live)
-    for k, i in enumerate(pending):
-        out[i] = (priors[k], values[k], moves[k])
-    return out
+        return batch.placed(evaluator.evaluate_moves(batch.live, batch.moves))
+    return batch.placed(evaluator.evaluate(batch.live))
 
 
 @runtime_checkable
@@ -394,30 +407,23 @@ class Staged(Protocol):
     ) -> tuple[list[np.ndarray], np.ndarray]: ...
 
 
-class StagedLeaves:
+class StagedLeaves(LeafBatch):
     """`evaluate_leaves` of a Staged evaluator taken apart: built with the leaves' legal
     moves and planes, `forward()` runs the network (in any thread), `complete()` returns
     the evaluations (in the caller's)."""
 
     def __init__(self, evaluator: Staged, states: Sequence[GameState]) -> None:
+        super().__init__(states)
         self.evaluator = evaluator
-        self.count = len(states)
-        self.pending = [i for i, state in enumerate(states) if not state.is_over]
-        self.live = [states[i] for i in self.pending]
-        self.moves = [state.legal_moves() for state in self.live]
         self.planes = evaluator.encode(self.live) if self.live else None
 
     def forward(self) -> tuple[np.ndarray, np.ndarray] | None:
         return self.evaluator.timed_forward(self.planes) if self.live else None
 
     def complete(self, outputs: tuple[np.ndarray, np.ndarray] | None) -> list[Evaluation]:
-        out: list[Evaluation] = [None] * self.count
         if outputs is None:
-            return out
-        priors, values = self.evaluator.decode(self.live, self.moves, *outputs)
-        for k, i in enumerate(self.pending):
-            out[i] = (priors[k], values[k], self.moves[k])
-        return out
+            return self.placed(None)
+        return self.placed(self.evaluator.decode(self.live, self.moves, *outputs))
 
 
 def choose_move(

@@ -95,6 +95,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.threads < 1 or (args.games is not None and args.games < 1):
         raise ValueError(f"--threads and --games must be >= 1, got {args.threads}, {args.games}")
+    if args.parallel is not None and args.parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     return config, loop, device
@@ -176,25 +178,21 @@ def _figures(
     moves = sum(len(g.moves) for g in played)
     parts = dict(stats.seconds)
     network_parts = evaluator.seconds
+    shares = {
+        "engine (moves played, legal moves of the mover)": parts["engine"],
+        "tree walk (selection, state copies, moves applied)": parts["select"],
+    }
     if pipelined:  # the forward passes run in their own thread, beside these shares
-        evaluate_share = "engine (legal moves of the leaves), encoding, priors, waiting"
-        shares = {
-            "engine (moves played, legal moves of the mover)": parts["engine"],
-            "tree walk (selection, state copies, moves applied)": parts["select"],
-            evaluate_share: parts["evaluate"],
-            "expansion and backup": parts["backup"],
-        }
+        shares["engine (legal moves of the leaves), encoding, priors, waiting"] = parts["evaluate"]
     else:
         inside = sum(network_parts.values())
-        shares = {
-            "engine (moves played, legal moves of the mover)": parts["engine"],
-            "tree walk (selection, state copies, moves applied)": parts["select"],
+        shares |= {
             "engine (legal moves of the leaves), batching": max(parts["evaluate"] - inside, 0.0),
             "encoding": network_parts["encoding"],
             "network": network_parts["network"],
             "priors (softmax over the legal slots)": network_parts["priors"],
-            "expansion and backup": parts["backup"],
         }
+    shares["expansion and backup"] = parts["backup"]
     other = seconds - sum(shares.values())
     shares["other"] = max(other, 0.0)
     return {
@@ -300,8 +298,7 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
               f"{report['local_workers_evals_per_s']:,.0f} positions/s, through one inference "
               f"service {report['shared_evals_per_s']:,.0f} positions/s (avg batch "
               f"{report['service_avg_batch']}) -> shared_ratio {report['shared_ratio']}")  # fmt: skip
-    where = "of the driver's thread" if report["pipeline"] else ""
-    print(f"time shares {where}:".replace(" :", ":"))
+    print("time shares of the driver's thread:" if report["pipeline"] else "time shares:")
     for part, share in report["shares"].items():
         print(f"  {part:<62} {share:6.1%}")
     print(f"  {'network busy (its own thread when pipelined)':<62} {report['network_busy']:6.1%}")
