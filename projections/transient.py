@@ -29,6 +29,9 @@ CALL_DEADLINE_S = 120.0  # how long one append or read keeps trying before its e
 # handle the request yet (10009), the stream has no assignment yet (10076) or is offline
 # while its peers elect (10118).
 TRANSIENT_ERR_CODES = frozenset({10008, 10009, 10076, 10118})
+# "No suitable peers for placement" (10005) is transient only while a peer is offline (a node
+# restarting, or one the meta leader briefly lost under load); for too few servers it is not.
+PLACEMENT_ERR_CODE = 10005
 TRANSIENT_NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
@@ -47,6 +50,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ServiceUnavailableError):  # a 503 status: raised with no code set
         return True
     if isinstance(exc, APIError):
+        if exc.err_code == PLACEMENT_ERR_CODE:
+            return "offline" in (exc.description or "")
         return exc.code == 503 or exc.err_code in TRANSIENT_ERR_CODES
     return isinstance(exc, TRANSIENT_NATS_ERRORS)
 

@@ -34,6 +34,8 @@ async def timeline_event_ids(state: Path) -> set[str]:
         return set()
     db = open_db(path)
     try:
+        if not db.table(ENTRIES.name).exists():
+            return set()  # the projector has opened the file but not yet made its tables
         return {row["event_id"] for row in table_rows(db.conn, ENTRIES)}
     finally:
         db.close()
