@@ -35,6 +35,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "window_generations": 4,
             "networks": {board: _SMALL_NET for board in BOARDS},
             "epochs": 3,
+            # warm-started trainings fit a fixed draw of the window, not all of it: 3 passes
+            # over a full 1500-game window (~75k positions) took 7 minutes late in an hour
+            "max_samples": 20_000,
             "batch_size": 64,
             "learning_rate": 2e-3,
         },
@@ -49,6 +52,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "games": 40,
             "baseline_games": 12,
             "simulations": 32,
+            "games_per_batch": 20,  # half a gate at once: larger network batches on a CPU
             "sprt": {"elo0": 0.0, "elo1": 80.0, "alpha": 0.1, "beta": 0.1},
         },
         # 40 gate games: the truncated SPRT promotes a +80 Elo candidate 75% of the time

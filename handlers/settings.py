@@ -95,6 +95,13 @@ class TrainingSettings(_Section):
         "(for moves with a recorded root value); 0 trains on results alone",
     )
     epochs: int = Field(default=4, ge=1, le=1000)
+    max_samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="most positions one training fits on: a window holding more is sampled "
+        "uniformly (seeded by the training id) so a warm-started training costs the same late "
+        "in a run as early; None fits the whole window",
+    )
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0, lt=1)

@@ -6,7 +6,8 @@ retried later, and a training whose lease was lost publishes nothing (redelivere
 The network is warm-started from the request's parent, else the config's best model; a
 fresh random network is allowed only while the config has no best model (otherwise:
 TrainingFailed reason ``refused_random_init``). Samples are the replayed positions of the
-exact GameRange (the newest ``window_games`` of it), each searched move's visit
+exact GameRange (the newest ``window_games`` of it; at most ``max_samples`` of their
+positions, drawn uniformly), each searched move's visit
 distribution as the policy target and the final ranks as per-seat value targets; decoded
 samples are cached per game (stream sequence) in SQLite under the state folder. The
 checkpoint goes to the Object Store; events carry its name, sha256 and size.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,6 +120,14 @@ def fit(
     buffer = io.BytesIO()
     sha = save_checkpoint(model.cpu(), spec, buffer)
     return Fitted(buffer.getvalue(), sha, report)
+
+
+def drawn(samples: Sequence[Sample], most: int | None, seed: int) -> Sequence[Sample]:
+    """The positions a training fits on: all of them, or `most` drawn uniformly without
+    replacement (the same draw for the same seed, so a replayed training fits the same)."""
+    if most is None or len(samples) <= most:
+        return samples
+    return random.Random(seed).sample(list(samples), most)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -225,8 +235,9 @@ class _Training:
         if not samples:
             return [self._failed("no_samples", f"no positions in {event.games!r}")]
         seed = int(hashlib.sha256(event.training_id.encode()).hexdigest()[:8], 16)
+        fitted_on = drawn(samples, settings.max_samples, seed)
         started = time.perf_counter()
-        fitted = await asyncio.to_thread(fit, config, settings, samples, init=init, seed=seed)
+        fitted = await asyncio.to_thread(fit, config, settings, fitted_on, init=init, seed=seed)
         model_id = model_id_for(event, generation)
         artifact = await put_checkpoint(
             self.workspace.store, f"{event.config}/{model_id}.pt", fitted.checkpoint
@@ -243,7 +254,7 @@ class _Training:
                 EpochLoss(epoch=i, policy_loss=e.policy, value_loss=e.value)
                 for i, e in enumerate(report.epochs, 1)
             ],
-            samples=len(samples),
+            samples=len(fitted_on),
             samples_per_s=round(report.samples_per_second, 2),
             duration_s=round(time.perf_counter() - started, 3),
             data=event.games,
@@ -256,7 +267,8 @@ class _Training:
             metadata={"games": used, "device": report.device, "amp": report.amp},
             **lineage,
         )
-        log.info("training_completed", config=event.config, model_id=model_id, samples=len(samples))
+        log.info("training_completed", config=event.config, model_id=model_id,
+                 samples=len(fitted_on), window=len(samples))  # fmt: skip
         return [completed, registered]
 
     async def _initial_weights(self) -> bytes | None:

@@ -37,8 +37,9 @@ from events import (
 )
 from events.streams import games_subject
 from handlers.models import ModelRef, best_model
-from handlers.samples import game_samples
+from handlers.samples import SampleCache, game_samples, load_samples
 from handlers.selfplay import play_selfplay_batch, selfplay_search
+from handlers.trainer import drawn
 from ops.app import App
 from ops.server import EmbeddedServer
 from ops.settings import Settings, load_settings
@@ -47,12 +48,17 @@ from tests.play import events_on, of, selfplay_range, stages_running, worker
 
 CONFIG = "square8_2p"
 
+MAX_SAMPLES = 64  # below the positions of the module's selfplay games: the trainer draws
+
 
 @pytest.fixture(scope="module")
 def settings(nats_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     state = tmp_path_factory.mktemp("state")
     return load_settings(
-        None, state_dir=str(state), nats__url=nats_server.url, loop={"preset": "tiny"}
+        None,
+        state_dir=str(state),
+        nats__url=nats_server.url,
+        loop={"preset": "tiny", "training": {"max_samples": MAX_SAMPLES}},
     )
 
 
@@ -157,8 +163,16 @@ def request(config: str, games: GameRange, training_id: str, **fields: object) -
     return TrainingRequested(config=config, training_id=training_id, games=games, **fields)  # type: ignore[arg-type]
 
 
+def test_a_training_draws_at_most_max_samples_the_same_way_for_the_same_seed() -> None:
+    window = list(range(1000))
+    assert drawn(window, None, 7) is window and drawn(window, 1000, 7) is window
+    first = drawn(window, 100, 7)
+    assert len(first) == len(set(first)) == 100 and set(first) <= set(window)
+    assert drawn(window, 100, 7) == first and drawn(window, 100, 8) != first
+
+
 async def test_trainer_stores_a_checkpoint_and_registers_the_model(
-    app: App, gated: TrainingCompleted, selfplay_games: GameRange
+    app: App, gated: TrainingCompleted, selfplay_games: GameRange, tmp_path: Path
 ) -> None:
     completed = gated
     [registered] = of(await events_on(app, f"loop.model.registered.{CONFIG}"),
@@ -166,7 +180,13 @@ async def test_trainer_stores_a_checkpoint_and_registers_the_model(
     [started] = of(await events_on(app, f"loop.training.started.{CONFIG}"), training_id="train-1")
     assert isinstance(completed, TrainingCompleted) and isinstance(registered, ModelRegistered)
     assert isinstance(started, TrainingStarted) and started.parent_model_id is None
-    assert completed.samples > 0 and completed.losses and completed.data == selfplay_games
+    assert completed.losses and completed.data == selfplay_games
+    cache = SampleCache(tmp_path / "samples.db")
+    try:
+        window, _ = await load_samples(app.store, selfplay_games, cache)
+    finally:
+        cache.close()
+    assert len(window) > MAX_SAMPLES and completed.samples == MAX_SAMPLES  # a draw, not all
     assert registered.model_id == completed.model_id and registered.artifact == completed.artifact
     bucket = await app.store.js.object_store(completed.artifact.bucket)
     data = (await bucket.get(completed.artifact.name)).data
