@@ -19,9 +19,10 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
     js = app.store.js
     streams = []
     last_seqs: dict[str, int] = {}
+    infos: dict[str, StreamInfo] = {}
     for name in STREAM_SUBJECTS:
         try:
-            info = await js.stream_info(name)
+            info = infos[name] = await js.stream_info(name)
         except NotFoundError:
             streams.append({"stream": name, "missing": True, "consumers": []})
             continue
@@ -49,7 +50,7 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
                 ],
             }
         )
-    cluster = await collect_cluster(app)
+    cluster = await collect_cluster(app, infos)
     projections = [
         {
             "projection": row["projection"],
@@ -68,17 +69,18 @@ async def collect_status(app: App, *, recent_dead_letters: int = 5) -> dict[str,
     }
 
 
-async def collect_cluster(app: App) -> dict[str, Any]:
+async def collect_cluster(app: App, known: dict[str, StreamInfo] | None = None) -> dict[str, Any]:
     """The server this process talks to, and per stream (buckets too) its replica count,
     leader and peers; `health` is "ok" when every stream has a leader and every peer is
-    current, else "degraded" with the reasons."""
+    current, else "degraded" with the reasons. `known`: stream infos already fetched (a
+    missing stream is asked again, so one created meanwhile is seen)."""
     nc = app.nc
     info = nc._server_info
     placements = []
     problems: list[str] = []
     for name in (*STREAM_SUBJECTS, *BUCKET_STREAMS):
         try:
-            stream = await app.store.js.stream_info(name)
+            stream = (known or {}).get(name) or await app.store.js.stream_info(name)
         except NotFoundError:
             problems.append(f"{name} missing")
             continue

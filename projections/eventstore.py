@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import io
 import json
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectInfo, ObjectMeta, ObjectMetaOptions
@@ -31,6 +34,14 @@ BATCH_DUPLICATE_ID = 10201
 MAX_BATCH = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OBJECT_CHUNK = 512 * 1024  # Object Store chunk: under the server's 1 MB max_payload
+READ_HEARTBEAT_S = 1.0  # an ordered read that hears nothing for 2-4 beats resumes (nats-py)
+READ_STALL_S = 15.0  # a read short of its end that hears nothing this long resumes itself
+
+log = structlog.get_logger(__name__)
+
+
+class ReadStalled(TimeoutError):
+    """A read short of its end heard nothing, through new consumers, for CALL_DEADLINE_S."""
 
 
 class ConcurrencyConflict(RuntimeError):
@@ -263,11 +274,14 @@ class EventStore:
         start_time: datetime | None = None,
         end_time: datetime | None = None,
         follow: bool = False,
+        stall_s: float = READ_STALL_S,
     ) -> AsyncIterator[list[RawRecord]]:
         """Yield chunks of stored messages in order (an ordered push consumer, ~90k msg/s).
 
         Stops at `end_seq` / `end_time`, or, unless `follow`, at the end of the stream as it
-        was when reading started. With `follow`, keeps waiting for new messages.
+        was when reading started. With `follow`, keeps waiting for new messages. A read that is
+        not following and hears nothing for `stall_s` resumes after its last message with a
+        new consumer; ReadStalled once nothing came for CALL_DEADLINE_S.
         """
         stop_seq = end_seq
         if not follow:
@@ -275,31 +289,59 @@ class EventStore:
             stop_seq = last if end_seq is None else min(end_seq, last)
             if stop_seq < start_seq:
                 return
-        reader = _ChunkReader()
-        config = _start_config(start_seq, start_time)
-        sub = await retry_transient(
-            lambda: self.js.subscribe(
-                subject_filter,
-                stream=stream,
-                ordered_consumer=True,
-                config=config,
-                cb=reader.on_message,
-                pending_msgs_limit=2_000_000,
-                pending_bytes_limit=1 << 30,
-            ),
-            what=f"reading {stream}",
-            deadline_s=CALL_DEADLINE_S,
-        )
         end_ns = _ns_ceiling(end_time) if end_time is not None else None
-        try:
-            async for chunk in reader.chunks(stream):
-                kept = [r for r in chunk if _before(r, stop_seq, end_ns)]
-                if kept:
-                    yield kept
-                if len(kept) < len(chunk) or (stop_seq is not None and chunk[-1].seq >= stop_seq):
-                    return
-        finally:
-            await sub.unsubscribe()
+        config = _start_config(start_seq, start_time)
+        stalled_since: float | None = None
+        while True:
+            reader = _ChunkReader()
+            sub = await retry_transient(
+                functools.partial(
+                    self.js.subscribe,
+                    subject_filter,
+                    stream=stream,
+                    ordered_consumer=True,
+                    config=config,
+                    cb=reader.on_message,
+                    pending_msgs_limit=2_000_000,
+                    pending_bytes_limit=1 << 30,
+                ),
+                what=f"reading {stream}",
+                deadline_s=CALL_DEADLINE_S,
+            )
+            try:
+                while True:
+                    if follow:
+                        chunk = await reader.next_chunk(stream)
+                    else:  # more must come: silence means the consumer is gone
+                        try:
+                            chunk = await asyncio.wait_for(reader.next_chunk(stream), stall_s)
+                        except TimeoutError:
+                            break
+                    stalled_since = None
+                    kept = [r for r in chunk if _before(r, stop_seq, end_ns)]
+                    if kept:
+                        yield kept
+                        config = _start_config(kept[-1].seq + 1, None)
+                    if len(kept) < len(chunk) or (
+                        stop_seq is not None and chunk[-1].seq >= stop_seq
+                    ):
+                        return
+            finally:
+                await sub.unsubscribe()
+            # nats-py does not always recreate a lost ordered consumer (nats.py#510): a read
+            # that hears nothing before its end starts again after the last message it yielded
+            now = time.monotonic()
+            stalled_since = stalled_since or now - stall_s
+            if now - stalled_since > CALL_DEADLINE_S:
+                raise ReadStalled(
+                    f"reading {stream} ({subject_filter}) heard nothing for "
+                    f"{now - stalled_since:.0f}s before sequence {stop_seq}"
+                )
+            log.warning(
+                "read_resumed",
+                message=f"reading {stream} ({subject_filter}) heard nothing for {stall_s:g}s "
+                f"before sequence {stop_seq}; resuming with a new consumer",
+            )
 
     # ------------------------------------------------------------ objects
 
@@ -379,13 +421,11 @@ def _before(record: RawRecord, stop_seq: int | None, end_ns: int | None) -> bool
     return end_ns is None or record.timestamp_ns <= end_ns
 
 
-READ_HEARTBEAT_S = 1.0  # an ordered read that hears nothing for 2-4 beats resumes (nats-py)
-
-
 def _start_config(start_seq: int, start_time: datetime | None) -> ConsumerConfig:
     """Where an ordered read starts. Its idle heartbeat is short: when the consumer is lost
     (its server died, an election), nats-py recreates it from the last sequence seen once
-    two heartbeats are missed, so a follower resumes within a few seconds."""
+    two heartbeats are missed, so a follower resumes within a few seconds — usually: where
+    it does not (nats.py#510) a read short of its end resumes itself (read_raw's stall_s)."""
     if start_time is not None:
         return ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
@@ -412,7 +452,8 @@ class _ChunkReader:
         self._buffer.append((msg.reply, msg.subject, msg.data))
         self._ready.set()
 
-    async def chunks(self, stream: str) -> AsyncIterator[list[RawRecord]]:
+    async def next_chunk(self, stream: str) -> list[RawRecord]:
+        """The messages received since the last call (waiting for at least one)."""
         while True:
             await self._ready.wait()
             self._ready.clear()
@@ -422,7 +463,7 @@ class _ChunkReader:
                 seq, stamp, pending = parse_ack_reply(reply)
                 chunk.append(RawRecord(stream, seq, subject, stamp, data, pending))
             if chunk:
-                yield chunk
+                return chunk
 
 
 __all__ = [

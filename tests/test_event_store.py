@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
 from nats.js.errors import APIError
 
@@ -18,6 +19,7 @@ from events import (
     RatingChange,
 )
 from ops.app import App
+from projections import eventstore
 from projections.eventstore import ConcurrencyConflict
 
 
@@ -140,3 +142,53 @@ async def test_follow_sees_new_events(app: App) -> None:
     seqs = await app.store.append_many([heartbeat(200 + i) for i in range(3)])
     await asyncio.wait_for(task, 30)
     assert seen == seqs
+
+
+async def test_a_read_whose_consumer_vanishes_resumes_after_its_last_message(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py does not always recreate a lost ordered consumer (nats.py#510); the first
+    reader here gets one message, then its consumer is deleted and it hears nothing more."""
+    seqs = await app.store.append_many([heartbeat(300 + i) for i in range(40)])
+    readers: list[eventstore._ChunkReader] = []
+    real = eventstore._ChunkReader.on_message
+
+    async def first_reader_goes_deaf(reader: eventstore._ChunkReader, msg: Msg) -> None:
+        if reader not in readers:
+            readers.append(reader)
+        if reader is readers[0]:
+            if not reader._buffer and not getattr(reader, "deaf", False):
+                reader.deaf = True  # type: ignore[attr-defined]
+                await real(reader, msg)
+                await app.store.js.delete_consumer(LOG_STREAM, msg.metadata.consumer)
+            return
+        await real(reader, msg)
+
+    monkeypatch.setattr(eventstore._ChunkReader, "on_message", first_reader_goes_deaf)
+    seen: list[int] = []
+
+    async def read() -> None:
+        async for chunk in app.store.read_raw(
+            LOG_STREAM, "loop.system.heartbeat", start_seq=seqs[0], end_seq=seqs[-1], stall_s=0.5
+        ):
+            seen.extend(r.seq for r in chunk)
+
+    await asyncio.wait_for(read(), 30)
+    assert len(readers) >= 2 and seen == seqs  # every message once, in order
+
+
+async def test_a_read_that_never_hears_again_fails_as_stalled(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seqs = await app.store.append_many([heartbeat(400 + i) for i in range(3)])
+
+    async def deaf(reader: eventstore._ChunkReader, msg: Msg) -> None:
+        return None
+
+    monkeypatch.setattr(eventstore._ChunkReader, "on_message", deaf)
+    monkeypatch.setattr(eventstore, "CALL_DEADLINE_S", 1.0)
+    with pytest.raises(eventstore.ReadStalled, match=f"before sequence {seqs[-1]}"):
+        async for _ in app.store.read_raw(
+            LOG_STREAM, "loop.system.heartbeat", start_seq=seqs[0], end_seq=seqs[-1], stall_s=0.3
+        ):
+            pass
