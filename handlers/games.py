@@ -161,18 +161,37 @@ def play_games(
     return [played[i] for i in range(len(seatings))]
 
 
-@contextmanager
-def _switching(interval_s: float | None) -> Iterator[None]:
-    """The interpreter's thread switch interval set to ``interval_s`` meanwhile (None: kept)."""
-    if interval_s is None:
-        yield
-        return
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(interval_s)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
+class _SwitchInterval:
+    """The interpreter's thread switch interval, shared by every pipelined driver of the
+    process: while any runs it is the smallest any asked for; the last to leave restores the
+    value from before the first came (overlapping drivers do not restore each other's)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.asked: list[float] = []
+        self.original = sys.getswitchinterval()
+
+    @contextmanager
+    def held(self, interval_s: float | None) -> Iterator[None]:
+        """``interval_s`` (or less, if another driver asked less) meanwhile; None: kept."""
+        if interval_s is None:
+            yield
+            return
+        with self.lock:
+            if not self.asked:
+                self.original = sys.getswitchinterval()
+            self.asked.append(interval_s)
+            sys.setswitchinterval(min(self.asked))
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.asked.remove(interval_s)
+                sys.setswitchinterval(min(self.asked) if self.asked else self.original)
+
+
+_switch_interval = _SwitchInterval()
+_switching = _switch_interval.held
 
 
 def _lane_widths(width: int, lanes: int) -> list[int]:

@@ -142,3 +142,22 @@ def test_a_failing_forward_pass_in_the_pipeline_reaches_the_caller() -> None:
     with pytest.raises(RuntimeError, match="device lost"):
         _network_games(_ThreadNoting(fail_after=3), 5e-5)
     assert sys.getswitchinterval() == before
+
+
+def test_overlapping_pipelined_drivers_share_the_switch_interval_and_restore_it_once() -> None:
+    import sys
+
+    from handlers.games import _switching
+
+    before = sys.getswitchinterval()
+    first, second = _switching(2e-4), _switching(5e-5)
+    first.__enter__()
+    assert sys.getswitchinterval() == pytest.approx(2e-4)
+    second.__enter__()
+    assert sys.getswitchinterval() == pytest.approx(5e-5)  # the smaller asked
+    first.__exit__(None, None, None)  # the first leaves while the second still runs
+    assert sys.getswitchinterval() == pytest.approx(5e-5)
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before  # the last to leave restores the original
+    with _switching(None):
+        assert sys.getswitchinterval() == before
