@@ -333,22 +333,30 @@ class KeptLease:
         self.lost = asyncio.Event()
         self.lost_reason = ""  # why, once `lost` is set
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> KeptLease:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._renew_forever(), name=f"lease:{self.lease.key}")
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # the renewer died; stopping must still succeed
-                log.error("lease_renewer_failed", key=self.lease.key, error=repr(exc))
-            self._task = None
+        """Stop renewing. The renewer is told by a flag as well as cancelled: nats-py can
+        swallow a cancellation that lands mid-publish (Client._flush_pending catches
+        CancelledError), and a renewer that outlived its cancel kept a finished task's
+        slot for the rest of a run. Waits at most the lease's TTL for it to end."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        self._stopping.set()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.lease.ttl_s)
+        if not done:
+            log.error("lease_renewer_stuck", key=self.lease.key, waited_s=self.lease.ttl_s)
+        elif not task.cancelled() and task.exception() is not None:
+            # the renewer died; stopping must still succeed
+            log.error("lease_renewer_failed", key=self.lease.key, error=repr(task.exception()))
 
     async def release(self) -> bool:
         """Stop renewing and free the key (False if it had already moved on)."""
@@ -363,7 +371,10 @@ class KeptLease:
 
     async def _renew_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every_s)
+            if self._stopping.is_set():
+                return
             try:
                 self.lease = await self.leases.renew(self.lease)
             except LeaseLost as exc:

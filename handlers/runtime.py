@@ -7,6 +7,7 @@ naming an optimistic-concurrency condition). The runtime owns all the I/O around
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sqlite3
 import time
@@ -222,7 +223,8 @@ class HandlerRuntime:
     async def process(self, msg: Msg) -> None:
         """Handle one delivery; it always ends in exactly one of ack, nak or term."""
         settled = False
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        over = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(msg, over))
         started = time.monotonic()
         try:
             event = decode_on(msg.subject, msg.data)
@@ -238,6 +240,7 @@ class HandlerRuntime:
             settled = True
             _observe(self.spec.name, "failed", started)
         finally:
+            over.set()
             heartbeat.cancel()
             if not settled:
                 await _quietly(msg.nak())
@@ -246,7 +249,8 @@ class HandlerRuntime:
         """Handle one fetch with the spec's batch handler; each message is settled on its own
         outcome (ack after its events are appended, or its error's nak / term)."""
         assert self.spec.handle_batch is not None
-        beats = [asyncio.create_task(self._heartbeat(msg)) for msg in messages]
+        over = asyncio.Event()
+        beats = [asyncio.create_task(self._heartbeat(msg, over)) for msg in messages]
         settled: set[int] = set()
         started = time.monotonic()
         try:
@@ -280,6 +284,7 @@ class HandlerRuntime:
                     _observe(self.spec.name, "failed", started)
                 settled.add(id(msg))
         finally:
+            over.set()
             for beat in beats:
                 beat.cancel()
             for msg in messages:
@@ -460,11 +465,16 @@ class HandlerRuntime:
                 )
                 expected = junk_until
 
-    async def _heartbeat(self, msg: Msg) -> None:
-        """Tell JetStream the message is still being worked on (long training, evaluation)."""
+    async def _heartbeat(self, msg: Msg, over: asyncio.Event) -> None:
+        """Tell JetStream the message is still being worked on (long training, evaluation)
+        until `over` is set: a cancel alone can be swallowed mid-publish by nats-py, and the
+        beat would then go on for a settled message forever (see KeptLease.stop)."""
         interval = max(self.spec.ack_wait / 3, 0.2)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(over.wait(), interval)
+            if over.is_set():
+                return
             await _quietly(msg.in_progress())
 
     async def _dead_letter(self, msg: Msg, exc: BaseException, deliveries: int) -> None:

@@ -41,3 +41,31 @@ async def test_a_lease_taken_over_names_the_new_holder_and_the_keeper_keeps_the_
     finally:
         await kept.stop()
     assert kept.lost_reason == f"lease 'test.taken' was taken over by {other.describe()}"
+
+
+async def test_stopping_a_renewer_ends_it_even_when_its_publish_swallowed_the_cancel(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's Client._flush_pending catches CancelledError: a renewer cancelled mid-publish
+    went on renewing, and the stop that awaited it never returned (a trainer kept its slot,
+    its result unpublished, for the rest of a 60-minute run)."""
+    leases = LeaseClient(app.store)
+    lease = await leases.acquire("test.swallowed", Holder.current("finished"), ttl_s=30)
+    assert lease is not None
+    publish, in_flight = leases.js.publish, asyncio.Event()
+
+    async def swallowing(*args: object, **kwargs: object) -> object:
+        in_flight.set()
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            pass  # what nats-py does with a cancel that lands while it flushes
+        return await publish(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(leases.js, "publish", swallowing)
+    kept = KeptLease(leases, lease, every_s=0.05).start()
+    await asyncio.wait_for(in_flight.wait(), 30)
+    await asyncio.wait_for(kept.stop(), 30)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "lease:test.swallowed"]
+    assert await leases.release(kept.lease)  # the renewal in flight landed; its token is kept
+    assert (await leases.read("test.swallowed"))[1] is None
