@@ -5,7 +5,9 @@ Gates, in order: cooldown since the config's last promotion (event time); floors
 the random and heuristic baselines by player count; then head to head against the current
 best, passed by an SPRT accept or (in "sprt_or_wilson" / "wilson" mode) a Wilson lower
 bound above the threshold, or (in "sprt_truncated" mode) an SPRT still undecided at the game
-cap whose LLR is positive (the truncated test's decision). The first model of a config is promoted on the floors alone.
+cap whose LLR is positive (the truncated test's decision). Only games against the current
+best count: a gate whose opponent was rolled back while it ran is rejected, not judged
+against the model restored. The first model of a config is promoted on the floors alone.
 Every decision appends only if `loop.model.*.<config>` is unchanged since the registry
 was read, so two promoters never race on a config.
 """
@@ -98,8 +100,12 @@ def judge(event: EvaluationCompleted, best: Row | None, settings: LoopSettings) 
         return floor_verdict
     rival = _head_to_head(by_opponent, best)
     if rival is None:
+        others = [name for name in by_opponent if name not in BASELINES]
+        played = (f"; its head-to-head was against {', '.join(others)}, no longer the best "
+                  f"(rolled back or replaced while the gate ran), and games against one "
+                  f"model do not judge it against another" if others else "")  # fmt: skip
         return Verdict(False, "head_to_head", 0.0, gates.wilson_threshold,
-                       f"no games against the current best {best['model_id']}")  # fmt: skip
+                       f"no games against the current best {best['model_id']}{played}")  # fmt: skip
     return head_to_head_verdict(rival, best["model_id"], settings)
 
 
@@ -131,11 +137,13 @@ def _floors(
 
 
 def _head_to_head(results: dict[str, OpponentResult], best: Row) -> OpponentResult | None:
+    """The games against the current best, by its id or rating key; never those against
+    another model (a gate whose opponent was rolled back mid-gate proves nothing of the
+    model restored in its place)."""
     for name in (best["model_id"], rating_key(best), "best"):
         if name in results:
             return results[name]
-    rivals = [r for name, r in results.items() if name not in BASELINES]
-    return rivals[0] if len(rivals) == 1 else None
+    return None
 
 
 def head_to_head_verdict(result: OpponentResult, best_id: str, settings: LoopSettings) -> Verdict:

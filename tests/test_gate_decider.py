@@ -167,6 +167,27 @@ def test_the_promoter_judges_the_head_to_head_the_gate_reported(
         assert (head.llr is not None and head.llr > 0) == promote
 
 
+def test_a_gate_against_a_model_rolled_back_mid_gate_promotes_nothing() -> None:
+    # seen in a 60-minute run: the candidate beat generation 7 25-15, generation 7 was rolled
+    # back to 6 three seconds before the gate ended, and the candidate was promoted over 6
+    # with the reason quoting the games against 7 as if they were against 6
+    loop = LoopSettings.validated(
+        {"evaluation": {"sprt": SPRT}, "promotion": {"head_to_head": "sprt_truncated"}}
+    )
+    results = [HeadToHead(name, 12, 0, 0, 12).result(loop) for name in ("random", "heuristic")]
+    results.append(HeadToHead("gen-7", 25, 0, 15, 40).result(loop))
+    evaluation = EvaluationCompleted(config=CONFIG, evaluation_id=GATE, candidate="gen-8",
+                                     results=results)  # fmt: skip
+    restored = {"model_id": "gen-6", "promoted_at": None, "artifact": None, "config": CONFIG}
+    verdict = judge(evaluation, restored, loop)
+    assert (verdict.promote, verdict.gate) == (False, "head_to_head")
+    assert "current best gen-6" in verdict.reason and "against gen-7" in verdict.reason
+    assert "W25" not in verdict.reason  # no record quoted as if it were against gen-6
+    # the same games judged against the model they were played against still promote
+    played = {"model_id": "gen-7", "promoted_at": None, "artifact": None, "config": CONFIG}
+    assert judge(evaluation, played, loop).promote
+
+
 def test_bench_gate_prints_a_power_curve_that_rises_with_strength(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -162,9 +162,7 @@ async def _report(args: argparse.Namespace, state: Path, seconds: float | None) 
         summary["ml_rising"] = all(
             later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows)
         )
-        summary["each_beat_parent"] = all(
-            r["gate_vs_parent"] is None or r["gate_vs_parent"] > 0.5 for r in rows
-        )
+        summary["each_beat_parent"] = each_beat_parent(rows)
         summary.update(await _final_evaluation(app, args.config, args.final_games))
         return summary
     finally:
@@ -216,13 +214,27 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
     return rows
 
 
+def each_beat_parent(rows: list[dict[str, Any]]) -> bool:
+    """Every promoted generation after the first scored over half against the model it
+    replaced; a generation with no gate games against that model (judged on games against
+    another) has not shown it."""
+    return all(
+        r["gate_vs_parent"] is not None and r["gate_vs_parent"] > 0.5
+        for r in rows
+        if r["generation"] > 1
+    )
+
+
 def _ml_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["  ML rating (95% interval, games) over every match on the log; gate vs parent"]
     for r in rows:
         who = (
             f"gen {r['generation']:>2} {r['model']}" if r["generation"] else f"       {r['model']}"
         )
-        gate = "" if r["gate_vs_parent"] is None else f"  gate vs parent {r['gate_vs_parent']:.0%}"
+        if r["gate_vs_parent"] is not None:
+            gate = f"  gate vs parent {_pct(r['gate_vs_parent'])}"
+        else:
+            gate = "  no gate games against its parent" if r["generation"] > 1 else ""
         lines.append(
             f"  {who:<34} {r['rating']:7.1f}  [{r['low']:7.1f}, {r['high']:7.1f}]  "
             f"{r['games']:>5} games{gate}"
@@ -256,7 +268,7 @@ async def _generations(app: App, config: str, started: Any) -> list[str]:
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
+    return "n/a" if value is None else f"{100 * value:.4g}%"  # 98.75%, not a rounded 99%
 
 
 async def _summary(app: App, config: str, seconds: float) -> dict[str, Any]:
