@@ -86,6 +86,8 @@ class Geometry:
             self.grid_index = tuple(c[1] * self.grid_width + c[0] for c in self._coords)
             offsets = [1, -1, self.grid_width, -self.grid_width]
         self.territory_offsets = tuple(offsets)
+        # grid offset of one step in each movement direction (self.dirs), for bit masks
+        self.move_offsets = tuple(d[1] * self.grid_width + d[0] for d in self.dirs)
         self.cell_of_grid = {g: c for c, g in enumerate(self.grid_index)}
         self.valid_mask = sum(1 << g for g in self.grid_index)
         self.bit = tuple(1 << g for g in self.grid_index)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
+from engine.geometry import geometry
 from engine.move import (
     CONTINUE_CAPTURE,
     MOVE_STACK,
@@ -74,18 +76,26 @@ def placement_room(s: GameState, player: int) -> int:
 _new = tuple.__new__
 
 
-def _free_run(s: GameState, cell: int, need: int) -> bool:
-    """Some ray from `cell` has `need` cells free of stacks and collapse (a non-capture move)."""
-    stacks, collapsed = s._stacks, s._collapsed
-    for ray in s.geometry.rays[cell]:
-        if len(ray) < need:
-            continue
-        for x in ray[:need]:
-            if collapsed[x] or stacks[x]:
-                break
-        else:
-            return True
-    return False
+def free_run_masks(s: GameState, longest: int) -> list[int]:
+    """Bit masks over the geometry's grid (Geometry.bit): entry n - 1 holds the cells from
+    which some ray's first n cells are free of stacks and collapse (a non-capture move of n
+    cells), for n = 1..longest. Built by shifting the free cells along each direction, so
+    the whole board costs a few big-integer operations per direction and distance."""
+    g = s.geometry
+    bit, stacks, collapsed = g.bit, s._stacks, s._collapsed
+    blocked = 0
+    for c in g.cells:
+        if stacks[c] or collapsed[c]:
+            blocked |= bit[c]
+    free = g.valid_mask & ~blocked
+    masks = [0] * longest
+    for offset in g.move_offsets:
+        run = -1  # cells whose first k steps along the direction are all free
+        for k in range(1, longest + 1):
+            shift = k * offset
+            run &= free >> shift if shift > 0 else free << -shift
+            masks[k - 1] |= run
+    return [mask & g.valid_mask for mask in masks]
 
 
 def placements(s: GameState, player: int) -> list[Move]:
@@ -96,6 +106,10 @@ def placements(s: GameState, player: int) -> list[Move]:
         return out
     stacks, markers, collapsed = s._stacks, s._markers, s._collapsed
     top_count = min(3, room)
+    runs = free_run_masks(s, top_count)
+    longest = runs[-1]
+    bit = s.geometry.bit
+    moves = _placement_moves(s.geometry.board)[player]
     for c in s.geometry.cells:
         if collapsed[c] or markers[c]:
             continue
@@ -103,16 +117,34 @@ def placements(s: GameState, player: int) -> list[Move]:
         if st:
             cap = cap_height(st) + 1 if st[0] == player else 1
             if has_action_from(s, c, len(st) + 1, cap):
-                out.append(_new(Move, (PLACE_RING, player, None, c, None, 1, (), (), 0, "", None)))
+                out.append(moves[c][0])
             continue
-        if _free_run(s, c, top_count):
-            for n in range(1, top_count + 1):
-                out.append(_new(Move, (PLACE_RING, player, None, c, None, n, (), (), 0, "", None)))
+        b = bit[c]
+        if longest & b:  # a free run for the tallest stack: every count
+            out += moves[c][:top_count]
             continue
         for n in range(1, top_count + 1):
-            if has_action_from(s, c, n, n):
-                out.append(_new(Move, (PLACE_RING, player, None, c, None, n, (), (), 0, "", None)))
+            # a free run of n cells is a move; without one, only a capture can be
+            if runs[n - 1] & b or has_action_from(s, c, n, n):
+                out.append(moves[c][n - 1])
     return out
+
+
+@cache
+def _placement_moves(board: str) -> tuple[tuple[tuple[Move, ...], ...], ...]:
+    """Every place_ring move of a board by [player][cell][count - 1], made once: a position
+    in the placement phase has up to three per empty cell (square8: ~190), and moves are
+    immutable values, so every list shares these."""
+    return tuple(
+        tuple(
+            tuple(
+                _new(Move, (PLACE_RING, player, None, c, None, n, (), (), 0, "", None))
+                for n in range(1, 4)
+            )
+            for c in geometry(board).cells
+        )
+        for player in range(5)
+    )
 
 
 def any_placement(s: GameState, player: int) -> bool:

@@ -35,6 +35,7 @@ from engine.players.mcts import (
     Staged,
     StagedLeaves,
     evaluate_leaves,
+    leaf_moves,
 )
 from engine.players.neural import absolute_to_relative
 from events import (
@@ -230,12 +231,13 @@ class _Lane:
             _absorb(self.leaves, results, stats)
             return
         self.results, self.staged = {}, []
-        for evaluator, states, members in batches:
-            if isinstance(evaluator, Staged):  # legal moves and planes here, forward there
-                staged = StagedLeaves(evaluator, states)
-                self.staged.append((members, staged, pool.submit(staged.forward)))
+        for batch in batches:
+            if isinstance(batch.evaluator, Staged):  # legal moves and planes here, forward there
+                staged = StagedLeaves(batch.evaluator, batch.states, batch.moves)
+                self.staged.append((batch.members, staged, pool.submit(staged.forward)))
             else:
-                self.results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+                evaluations = evaluate_leaves(batch.evaluator, batch.states, batch.moves)
+                self.results.update(zip(batch.members, evaluations, strict=True))
         stats.add("evaluate", started)
 
     def finish(self, stats: PlayStats) -> None:
@@ -307,7 +309,15 @@ def _new_search(table: _Table) -> RootSearch:
     return kind(table.state, agent.search, noise_rng=noise_rng, root_priors=root_priors)
 
 
-_Batch = tuple[Any, list[GameState], list[tuple[int, int]]]  # evaluator, states, (k, j) each
+@dataclass
+class _Batch:
+    """One evaluator's leaves of a round: their states, the legal moves their walks found
+    (None: not known) and where each came from ((k, j): leaf j of the round's table k)."""
+
+    evaluator: Any
+    states: list[GameState]
+    moves: list[list[Move] | None]
+    members: list[tuple[int, int]]
 
 
 def _batches(leaves: list[tuple[_Table, list[Leaf]]], stats: PlayStats) -> list[_Batch]:
@@ -320,8 +330,9 @@ def _batches(leaves: list[tuple[_Table, list[Leaf]]], stats: PlayStats) -> list[
     for members in groups.values():
         evaluator = leaves[members[0][0]][0].agent.evaluator
         assert evaluator is not None
-        states = [leaves[k][1][j][1] for k, j in members]
-        out.append((evaluator, states, members))
+        chosen = [leaves[k][1][j] for k, j in members]
+        states = [state for _, state in chosen]
+        out.append(_Batch(evaluator, states, leaf_moves(chosen), members))
         stats.batches += 1
         stats.positions += sum(not state.is_over for state in states)
     return out
@@ -329,8 +340,9 @@ def _batches(leaves: list[tuple[_Table, list[Leaf]]], stats: PlayStats) -> list[
 
 def _evaluate(batches: list[_Batch]) -> dict[tuple[int, int], Evaluation]:
     results: dict[tuple[int, int], Evaluation] = {}
-    for evaluator, states, members in batches:
-        results.update(zip(members, evaluate_leaves(evaluator, states), strict=True))
+    for batch in batches:
+        evaluations = evaluate_leaves(batch.evaluator, batch.states, batch.moves)
+        results.update(zip(batch.members, evaluations, strict=True))
     return results
 
 

@@ -35,6 +35,7 @@ from engine import GameConfig
 from engine.players.mcts import SearchSettings
 from events import DaemonHeartbeat, Event, GameCompleted, ModelPromoted, ModelRolledBack, Producer
 from handlers.agents import bootstrap_agent, model_agent, search_settings
+from handlers.allocator import keep_freed_memory
 from handlers.coordinator import KeptLease, TaskCoordinator, TaskRefusedError
 from handlers.feedback import knobs
 from handlers.games import Cancelled, game_completed, play_games
@@ -195,6 +196,7 @@ def _child_init(halt: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     torch.set_num_threads(1)  # one core per selfplay process; the search is the bottleneck
+    keep_freed_memory()  # its forward passes run in the pipeline's thread (handlers.allocator)
     _CHILD["halt"] = halt
     _CHILD["networks"] = {}
 

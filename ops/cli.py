@@ -65,6 +65,9 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from handlers.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before any network runs in this process (handlers.allocator)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)

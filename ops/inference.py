@@ -56,6 +56,7 @@ class InferenceService:
     max_batch: int
     wait_s: float
     networks: dict[str, Any] = field(default_factory=dict)
+    graphs: dict[str, Any] = field(default_factory=dict)  # sha256 -> its inference graph
     pending: list[_Request] = field(default_factory=list)
     clients: int = 0  # connections that opened a model
     stats: _Stats = field(default_factory=_Stats)
@@ -236,8 +237,14 @@ class InferenceService:
     def _forward(self, model: str, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
+        from engine.network import inference_graph
+
         with torch.no_grad():
-            logits, values = self.networks[model](torch.from_numpy(planes).to(self.device))
+            inputs = torch.from_numpy(planes).to(self.device)
+            graph = self.graphs.get(model)
+            if graph is None:  # one forward pass at a time: built once
+                graph = self.graphs[model] = inference_graph(self.networks[model], inputs)
+            logits, values = graph(inputs)
             return logits.float().cpu().numpy(), values.float().cpu().numpy()
 
     def report(self) -> dict[str, Any]:

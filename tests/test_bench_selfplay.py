@@ -12,9 +12,10 @@ from ops.cli import main
 
 def test_bench_selfplay_reports_ratio_and_shares(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "selfplay", "--profile", "tiny", "--games", "3", "--parallel", "2"]
-    assert main([*argv, "--search", "gumbel", "--json"]) == 0
+    assert main([*argv, "--search", "gumbel", "--max-moves", "30", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["search"] == "gumbel" and report["games"] == 3
+    assert report["search"] == "gumbel" and report["games"] == 3 and report["max_moves"] == 30
+    assert report["moves"] <= 3 * 30
     assert report["selfplay_evals_per_s"] > 0 and report["raw_evals_per_s"] > 0
     expected = report["selfplay_evals_per_s"] / report["raw_evals_per_s"]
     assert report["eval_ratio"] == pytest.approx(expected, abs=1e-3)
@@ -37,6 +38,7 @@ def test_bench_selfplay_compares_shared_inference(capsys: pytest.CaptureFixture[
     [
         (["--workers", "0"], "0"),
         (["--parallel", "0"], "--parallel must be >= 1, got 0"),
+        (["--max-moves", "0"], "--max-moves must be >= 1, got 0"),
         (["--config", "square9_2p"], "'square9_2p'"),
         (["--device", "nodevice"], "'nodevice'"),
         (["--profile", "huge"], "'huge'"),

@@ -152,7 +152,9 @@ class GumbelSearch:
     def _leaf_under(self, action: int) -> Leaf:
         root = self.tree.root
         return descend(
-            [root], lambda node: action if node is root else self.tree._select_slot(node)
+            [root],
+            lambda node: action if node is root else self.tree._select_slot(node),
+            self.settings.skip_forced_moves,
         )
 
     def _visits_and_q(self) -> tuple[np.ndarray, np.ndarray]:

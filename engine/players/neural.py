@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Sequence
 
@@ -18,7 +19,7 @@ from engine.encoding import (
     visits_to_policy,
 )
 from engine.move import Move
-from engine.network import PolicyValueNet
+from engine.network import InferenceGraph, PolicyValueNet, inference_graph
 from engine.players.base import DEFAULT_MAX_MOVES, GameResult, rank_values
 from engine.players.mcts import SearchSettings, SearchTree, choose_move, simulate
 from engine.state import GameState
@@ -104,18 +105,32 @@ class PlanesEvaluator:
 
 
 class NetworkEvaluator(PlanesEvaluator):
-    """A PlanesEvaluator over a network held in this process, one forward pass per batch."""
+    """A PlanesEvaluator over a network held in this process, one forward pass per batch.
+
+    The forward passes run the network's frozen inference graph (engine.network.
+    inference_graph), built on the first pass from the weights the model has then: train
+    a model after handing it to an evaluator and the evaluator keeps the old weights."""
 
     def __init__(self, model: PolicyValueNet, *, device: torch.device | str | None = None) -> None:
         super().__init__(model.spec.num_players)
         self.model = model.eval()
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
+        self.graph: InferenceGraph | None = None
+        self._graph_lock = threading.Lock()
 
     @torch.no_grad()
     def forward(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits_t, values_t = self.model(torch.from_numpy(planes).to(self.device))
+        inputs = torch.from_numpy(planes).to(self.device)
+        graph = self.graph or self._build_graph(inputs)
+        logits_t, values_t = graph(inputs)
         return logits_t.float().cpu().numpy(), values_t.float().cpu().numpy()
+
+    def _build_graph(self, example: torch.Tensor) -> InferenceGraph:
+        with self._graph_lock:  # two threads' first passes build it once
+            if self.graph is None:
+                self.graph = inference_graph(self.model, example)
+            return self.graph
 
 
 class BatchedSelfplay:

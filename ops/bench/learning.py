@@ -159,9 +159,9 @@ async def _report(args: argparse.Namespace, state: Path, seconds: float | None) 
         for line in _ml_table(summary["ml_ratings"]):
             print(line, flush=True)
         rows = [r for r in summary["ml_ratings"] if r["generation"]]
-        summary["ml_rising"] = all(
-            later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows)
-        )
+        summary["ml_rising"] = rising(rows)
+        summary["ml_rising_kept"] = rising([r for r in rows if not r["rolled_back"]])
+        summary["rolled_back"] = sum(r["rolled_back"] for r in rows)
         summary["each_beat_parent"] = each_beat_parent(rows)
         summary.update(await _final_evaluation(app, args.config, args.final_games))
         return summary
@@ -195,6 +195,7 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
     ]
     fits = ml_ratings(matches) if matches else {}
     evaluations = {e.candidate: e for e in await _events(app, f"loop.eval.completed.{config}")}
+    rolled_back = {e.model_id for e in await _events(app, f"loop.model.rolled_back.{config}")}
     rows: list[dict[str, Any]] = []
 
     def row(name: str, generation: int, gate: float | None) -> None:
@@ -202,7 +203,8 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
         if fit is not None:
             rows.append({"model": name, "generation": generation, "rating": round(fit.rating, 1),
                          "low": round(fit.low, 1), "high": round(fit.high, 1),
-                         "games": fit.games, "gate_vs_parent": gate})  # fmt: skip
+                         "games": fit.games, "gate_vs_parent": gate,
+                         "rolled_back": name in rolled_back})  # fmt: skip
 
     for baseline in ("random", "heuristic"):
         row(baseline, 0, None)
@@ -212,6 +214,11 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
         scores = {r.opponent: r.score for r in evaluation.results} if evaluation else {}
         row(event.model_id, index + 1, scores.get(event.previous_best or ""))
     return rows
+
+
+def rising(rows: list[dict[str, Any]]) -> bool:
+    """Each row's ML rating above the one before it."""
+    return all(later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows))
 
 
 def each_beat_parent(rows: list[dict[str, Any]]) -> bool:
@@ -235,6 +242,8 @@ def _ml_table(rows: list[dict[str, Any]]) -> list[str]:
             gate = f"  gate vs parent {_pct(r['gate_vs_parent'])}"
         else:
             gate = "  no gate games against its parent" if r["generation"] > 1 else ""
+        if r.get("rolled_back"):
+            gate += "  (rolled back)"
         lines.append(
             f"  {who:<34} {r['rating']:7.1f}  [{r['low']:7.1f}, {r['high']:7.1f}]  "
             f"{r['games']:>5} games{gate}"
@@ -381,7 +390,9 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         f"{report['trainings']} trainings at {report['training_samples_per_s']} samples/s; selfplay "
         f"{report['selfplay_games']} games ({report['selfplay_games_per_s']} games/s); "
         f"evaluation {report['evaluation_games_per_s']} games/s; search {report['search']}; "
-        f"ML rating rising each generation: {report['ml_rising']}; each promoted generation "
+        f"ML rating rising each generation: {report['ml_rising']} (over the "
+        f"{report['generations'] - report['rolled_back']} not rolled back: "
+        f"{report['ml_rising_kept']}); each promoted generation "
         f"beat its parent at the gate: {report['each_beat_parent']}; machine {report['machine']}"
     )
     if as_json:

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="small", help="loop profile (tiny, small, default)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
     parser.add_argument("--games", type=int, help="games to play (default: parallel_games)")
+    parser.add_argument(
+        "--max-moves",
+        type=int,
+        help="cut each game after this many moves (default: the profile's selfplay.max_moves; "
+        "rates need no whole games, and the default profile's take minutes each on a CPU)",
+    )
     parser.add_argument("--search", choices=("puct", "gumbel"), help="override selfplay.search")
     parser.add_argument("--leaves-per-tree", type=int, help="override selfplay.leaves_per_tree")
     parser.add_argument("--parallel", type=int, help="override parallel_games of the device")
@@ -97,6 +103,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
         raise ValueError(f"--threads and --games must be >= 1, got {args.threads}, {args.games}")
     if args.parallel is not None and args.parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
+    if args.max_moves is not None and args.max_moves < 1:
+        raise ValueError(f"--max-moves must be >= 1, got {args.max_moves}")
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     return config, loop, device
@@ -124,7 +132,8 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
     games = args.games or width
     evaluator = NetworkEvaluator(network, device=device)
     agent = model_agent("bench", evaluator, search, sha256=None, noise=True)
-    played, stats, seconds = _selfplay(config, loop, agent, games, width, args.seed)
+    max_moves = args.max_moves or loop.selfplay.max_moves
+    played, stats, seconds = _selfplay(config, loop, agent, games, width, args.seed, max_moves)
     raw_batch = max(64, round(stats.positions / max(stats.batches, 1)))
     raw = _raw(config, network, device, raw_batch, args.seed)
     report: dict[str, Any] = {
@@ -137,6 +146,7 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
         "leaves_per_tree": search.leaves_per_tree,
         "parallel_games": width,
         "games": games,
+        "max_moves": max_moves,
         "pipeline": loop.selfplay.pipeline,
         **_figures(played, stats, seconds, evaluator, loop.selfplay.pipeline),
         "raw_batch": raw_batch,
@@ -144,9 +154,11 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
     }
     report["eval_ratio"] = round(report["selfplay_evals_per_s"] / raw, 3)
     if args.inference == "shared":
-        from ops.bench.shared_inference import compare
+        from ops.bench.shared_inference import Play, compare
 
-        report |= compare(config, loop, device, network, args.workers, games, args.seed)
+        play = Play(config.name, games, width, max_moves, args.seed)
+        report |= compare(loop, device, network, args.workers, play)
+        report["shared_eval_ratio"] = round(report["shared_evals_per_s"] / raw, 3)
     if not args.no_baseline:
         base = NetworkEvaluator(network, device=device)
         base_agent = model_agent("bench", base, search, sha256=None, noise=True)
@@ -159,14 +171,15 @@ def _bench(args: argparse.Namespace, config: GameConfig, loop: Any, device: Any)
     return report
 
 
-def _selfplay(config: GameConfig, loop: Any, agent: Any, games: int, width: int, seed: int):  # type: ignore[no-untyped-def]
+def _selfplay(config: GameConfig, loop: Any, agent: Any, games: int, width: int, seed: int,  # type: ignore[no-untyped-def]
+              max_moves: int):  # fmt: skip
     from handlers.games import PlayStats, play_games
 
     stats = PlayStats()
     seeds = [seed * 1_000_003 + i for i in range(games)]
     started = time.perf_counter()
     played = play_games(config, [[agent] * config.num_players] * games, seeds,
-                        max_moves=loop.selfplay.max_moves, adjudication=loop.selfplay.adjudication,
+                        max_moves=max_moves, adjudication=loop.selfplay.adjudication,
                         parallel=width, stats=stats, pipeline=loop.selfplay.pipeline_interval_s())  # fmt: skip
     return played, stats, time.perf_counter() - started
 
@@ -209,12 +222,13 @@ def _figures(
 
 
 def _raw(config: GameConfig, network: Any, device: Any, batch: int, seed: int) -> float:
-    """Positions/s of the network's forward pass alone on ``batch`` pre-encoded positions
-    (the same transfer to and from the device as the evaluator)."""
+    """Positions/s of the network's forward pass alone on ``batch`` pre-encoded positions:
+    the evaluator's own forward (its inference graph, the same transfers to and from the
+    device), nothing else."""
     import numpy as np
-    import torch
 
     from engine.encoding import encode_states
+    from engine.players.neural import NetworkEvaluator
     from engine.state import GameState
 
     rng, states = random.Random(seed), list[GameState]()
@@ -224,15 +238,14 @@ def _raw(config: GameConfig, network: Any, device: Any, batch: int, seed: int) -
             states.append(state.copy())
             state.apply_unchecked(rng.choice(state.legal_moves()))
     planes = np.ascontiguousarray(encode_states(states))
-    with torch.no_grad():
-        for _ in range(3):  # warm-up
-            network(torch.from_numpy(planes).to(device))
-        passes, started = 0, time.perf_counter()
-        while passes < 10 or time.perf_counter() - started < 2.0:
-            logits, values = network(torch.from_numpy(planes).to(device))
-            logits.float().cpu().numpy(), values.float().cpu().numpy()
-            passes += 1
-        elapsed = time.perf_counter() - started
+    evaluator = NetworkEvaluator(network, device=device)
+    for _ in range(3):  # warm-up (the first pass builds the inference graph)
+        evaluator.forward(planes)
+    passes, started = 0, time.perf_counter()
+    while passes < 10 or time.perf_counter() - started < 2.0:
+        evaluator.forward(planes)
+        passes += 1
+    elapsed = time.perf_counter() - started
     return passes * batch / elapsed
 
 
@@ -284,7 +297,8 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
           f"{report['search']} {report['simulations']} simulations, "
           f"{report['parallel_games']} games at once, {report['leaves_per_tree']} leaves per tree, "
           f"pipeline {'on' if report['pipeline'] else 'off'}")  # fmt: skip
-    print(f"selfplay: {report['games']} games in {report['seconds']} s: "
+    print(f"selfplay: {report['games']} games (at most {report['max_moves']} moves each) in "
+          f"{report['seconds']} s: "
           f"{report['selfplay_evals_per_s']:,.0f} positions/s (avg batch {report['avg_batch']}), "
           f"{report['games_per_s']} games/s, {report['moves_per_s']:,.0f} moves/s")  # fmt: skip
     print(f"raw inference at batch {report['raw_batch']}: {report['raw_evals_per_s']:,.0f} "
@@ -297,7 +311,8 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         print(f"{report['workers']} selfplay processes: each its own network "
               f"{report['local_workers_evals_per_s']:,.0f} positions/s, through one inference "
               f"service {report['shared_evals_per_s']:,.0f} positions/s (avg batch "
-              f"{report['service_avg_batch']}) -> shared_ratio {report['shared_ratio']}")  # fmt: skip
+              f"{report['service_avg_batch']}) -> shared_ratio {report['shared_ratio']}, "
+              f"against raw inference {report['shared_eval_ratio']}")  # fmt: skip
     print("time shares of the driver's thread:" if report["pipeline"] else "time shares:")
     for part, share in report["shares"].items():
         print(f"  {part:<62} {share:6.1%}")

@@ -12,6 +12,7 @@ from engine.network import (
     NetworkSpec,
     build_network,
     checkpoint_sha256,
+    inference_graph,
     load_checkpoint,
     save_checkpoint,
     select_device,
@@ -26,6 +27,18 @@ SPEC = NetworkSpec(
     num_players=3,
     blocks=2,
     channels=8,
+)
+# hex8 3p's layout: policy planes over the grid plus special entries (SpatialPolicyHead)
+SPATIAL = NetworkSpec(
+    "hex8_3p",
+    in_planes=6,
+    height=9,
+    width=9,
+    policy_size=3 * 81 + 9,
+    num_players=3,
+    blocks=1,
+    channels=8,
+    policy_planes=3,
 )
 
 
@@ -97,3 +110,41 @@ def test_spatial_policy_head_round_trips(tmp_path) -> None:
     assert loaded_spec == spec
     with torch.no_grad():
         assert torch.equal(loaded(x)[0], model(x)[0])
+
+
+def _trained_statistics(spec: NetworkSpec) -> torch.nn.Module:
+    """A network whose batch norms hold statistics other than the defaults (folding them
+    into the convolutions then matters)."""
+    model = build_network(spec)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, spec.in_planes, spec.height, spec.width) * 3 + 1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("spec", [SPEC, SPATIAL], ids=["dense policy", "spatial policy"])
+def test_the_inference_graph_computes_the_networks_outputs_at_any_batch_size(spec) -> None:
+    torch.manual_seed(2)
+    model = _trained_statistics(spec)
+    graph = inference_graph(model, torch.randn(7, spec.in_planes, spec.height, spec.width))
+    with torch.no_grad():
+        for batch in (1, 7, 33):
+            x = torch.randn(batch, spec.in_planes, spec.height, spec.width)
+            for eager, traced in zip(model(x), graph(x), strict=True):
+                assert traced.shape == eager.shape
+                torch.testing.assert_close(traced, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_the_inference_graph_is_a_copy_of_the_weights_and_leaves_the_model_as_it_was() -> None:
+    torch.manual_seed(3)
+    model = _trained_statistics(SPEC).train()
+    x = torch.randn(2, 6, 8, 8)
+    graph = inference_graph(model, x)
+    assert model.training  # restored after tracing in eval mode
+    model.eval()
+    with torch.no_grad():
+        before = graph(x)[1].clone()
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+        assert torch.equal(graph(x)[1], before)
+        assert not torch.equal(model(x)[1], before)
