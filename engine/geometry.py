@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from engine.config import BOARD_TYPES, is_hex
@@ -15,6 +16,25 @@ HEX_DIRS = ((1, 0, -1), (1, -1, 0), (0, -1, 1), (-1, 0, 1), (-1, 1, 0), (0, 1, -
 HEX_LINE_AXES = (0, 1, 2)
 
 _SIZES = {"square8": 8, "square19": 19, "hex8": 4, "hexagonal": 12}
+
+Grow = Callable[[int, int], int]
+
+
+def _grower(offsets: Sequence[int]) -> Grow:
+    """``grow(mask, within)``: the cells of ``within`` in ``mask`` or territory-adjacent to
+    it, for a grid with these neighbour offsets (square: +-1, +-width; hex: +-1, +-width,
+    +-(width - 1)), as one expression: a territory check floods with it ~50 times."""
+    up = sorted(o for o in offsets if o > 0)
+    down = sorted(-o for o in offsets if o < 0)
+    if up != down or len(up) not in (2, 3):
+        raise ValueError(f"neighbour offsets {offsets!r} are not symmetric square or hex ones")
+    if len(up) == 2:
+        a, b = up
+        return lambda mask, within: (mask | mask << a | mask >> a | mask << b | mask >> b) & within
+    a, b, c = up
+    return lambda mask, within: (
+        (mask | mask << a | mask >> a | mask << b | mask >> b | mask << c | mask >> c) & within
+    )
 
 
 class Geometry:
@@ -86,18 +106,14 @@ class Geometry:
             self.grid_index = tuple(c[1] * self.grid_width + c[0] for c in self._coords)
             offsets = [1, -1, self.grid_width, -self.grid_width]
         self.territory_offsets = tuple(offsets)
+        self.grow = _grower(self.territory_offsets)
         # grid offset of one step in each movement direction (self.dirs), for bit masks
         self.move_offsets = tuple(d[1] * self.grid_width + d[0] for d in self.dirs)
         self.cell_of_grid = {g: c for c, g in enumerate(self.grid_index)}
         self.valid_mask = sum(1 << g for g in self.grid_index)
         self.bit = tuple(1 << g for g in self.grid_index)
-
-    def grow(self, mask: int, within: int) -> int:
-        """Cells of `within` territory-adjacent to or in `mask`."""
-        out = mask
-        for off in self.territory_offsets:
-            out |= mask << off if off > 0 else mask >> -off
-        return out & within
+        middle = (0, 0, 0) if self.is_hex else (self.size // 2, self.size // 2)
+        self.center_bit = self.bit[self._index[middle]]  # a flood fill's shortest start
 
     def cells_of_mask(self, mask: int) -> list[Cell]:
         out = []

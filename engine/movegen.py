@@ -173,16 +173,31 @@ def stack_moves(s: GameState, player: int, cell: int, out: list[Move]) -> None:
     """Non-capture moves of the stack at `cell` (R091)."""
     stacks, collapsed = s._stacks, s._collapsed
     height = len(stacks[cell])
-    for ray in s.geometry.rays[cell]:
+    along = _stack_moves(s.geometry.board, player)[cell]
+    for ray, moves in zip(s.geometry.rays[cell], along, strict=True):
         if len(ray) < height:
             continue
         k = 0
         for x in ray:
-            k += 1
             if collapsed[x] or stacks[x]:
                 break
-            if k >= height:
-                out.append(_new(Move, (MOVE_STACK, player, cell, x, None, 0, (), (), 0, "", None)))
+            if k + 1 >= height:
+                out.append(moves[k])
+            k += 1
+
+
+@cache
+def _stack_moves(board: str, player: int) -> tuple[tuple[tuple[Move, ...], ...], ...]:
+    """A player's move_stack moves by [from cell][direction][distance - 1] along the
+    geometry's rays, made once (shared immutable values, as `_placement_moves`)."""
+    rays = geometry(board).rays
+    return tuple(
+        tuple(
+            tuple(_new(Move, (MOVE_STACK, player, c, x, None, 0, (), (), 0, "", None)) for x in ray)
+            for ray in rays[c]
+        )
+        for c in geometry(board).cells
+    )
 
 
 def stack_captures(

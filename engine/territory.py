@@ -36,19 +36,22 @@ def active_colours(s: GameState) -> set[int]:
 
 
 def _component_masks(s: GameState, open_mask: int) -> list[int]:
-    """Territory-connected components of `open_mask`, as bit masks (see Geometry.grow)."""
+    """Territory-connected components of `open_mask`, as bit masks (see Geometry.grow), in
+    the order of their lowest cells. The first flood starts at the board's centre when it
+    is open (about half the steps of one from a corner: nearly always the only component)."""
     g = s.geometry
+    grow = g.grow
     comps = []
     rest = open_mask
+    seed = g.center_bit if open_mask & g.center_bit else open_mask & -open_mask
     while rest:
-        comp = rest & -rest
-        while True:
-            grown = g.grow(comp, rest)
-            if grown == comp:
-                break
+        comp = seed
+        while (grown := grow(comp, rest)) != comp:
             comp = grown
         comps.append(comp)
         rest &= ~comp
+        seed = rest & -rest
+    comps.sort(key=lambda mask: mask & -mask)
     return comps
 
 

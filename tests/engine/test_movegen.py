@@ -1,5 +1,6 @@
-"""Placement generation with free-run bit masks equals the cell-by-cell ray scan it replaced,
-on every board and player count, in positions of random games."""
+"""Placement generation with free-run bit masks, and stack moves from shared move tables,
+equal the cell-by-cell ray scans they replaced, on every board and player count, in
+positions of random games."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from engine import GameConfig, GameState, Move
 from engine import movegen as mg
-from engine.move import PLACE_RING
+from engine.move import MOVE_STACK, PLACE_RING
 
 
 def _positions(config: str, games: int, seed: int) -> Iterator[GameState]:
@@ -76,4 +77,30 @@ def test_placements_equal_the_scanned_ones_in_order(config: str) -> None:
         for player in range(1, state.num_players + 1):
             assert mg.placements(state, player) == _scanned_placements(state, player)
             compared += 1
+    assert compared > 200
+
+
+def _scanned_stack_moves(s: GameState, player: int, cell: int) -> list[Move]:
+    """Non-capture moves as generated before the tables: a new Move per landing."""
+    height = len(s._stacks[cell])
+    out = []
+    for ray in s.geometry.rays[cell]:
+        for k, x in enumerate(ray, 1):
+            if s._collapsed[x] or s._stacks[x]:
+                break
+            if k >= height:
+                out.append(Move(MOVE_STACK, player, cell, x))
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_stack_moves_equal_the_scanned_ones_in_order(config: str) -> None:
+    compared = 0
+    for state in _positions(config, games=2, seed=5):
+        for cell, st in enumerate(state._stacks):
+            if st:
+                found: list[Move] = []
+                mg.stack_moves(state, st[0], cell, found)
+                assert found == _scanned_stack_moves(state, st[0], cell)
+                compared += bool(found)
     assert compared > 200

@@ -162,3 +162,37 @@ def test_random_regions_collapse_exactly_their_adjacent_border(name: str) -> Non
             else:
                 s.apply_unchecked(move)
     assert seen > 0
+
+
+def _flooded(state: GameState, open_cells: set[int]) -> list[set[int]]:
+    """Territory-connected components by breadth-first search over the neighbour lists."""
+    components, left = [], set(open_cells)
+    while left:
+        frontier = [min(left)]
+        found = set(frontier)
+        while frontier:
+            cell = frontier.pop()
+            for y in state.geometry.territory_neighbors[cell]:
+                if y in left and y not in found:
+                    found.add(y)
+                    frontier.append(y)
+        components.append(found)
+        left -= found
+    return components
+
+
+@pytest.mark.parametrize("board", ["square8", "square19", "hex8", "hexagonal"])
+def test_bit_mask_components_equal_a_search_over_the_neighbours(board: str) -> None:
+    from engine.territory import _component_masks
+
+    state = GameState.initial(GameConfig(board, 2))
+    g, rng = state.geometry, random.Random(board)
+    for density in (0.2, 0.4, 0.55, 0.7, 0.9):
+        for _ in range(5):
+            open_cells = {c for c in g.cells if rng.random() < density}
+            mask = sum(g.bit[c] for c in open_cells)
+            found = [set(g.cells_of_mask(m)) for m in _component_masks(state, mask)]
+            expected = _flooded(state, open_cells)
+            assert sorted(map(sorted, found)) == sorted(map(sorted, expected))
+            lowest = [g.bit[min(c, key=lambda cell: g.bit[cell])] for c in found]
+            assert lowest == sorted(lowest)  # in the order of their lowest grid cells
