@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ops.bench.learning import _ml_table, _pct, each_beat_parent, rising
+from ops.bench.learning import _ml_table, _pct, each_beat_parent, rising, steps_up
 
 
 def generation(
@@ -40,7 +40,7 @@ def test_rising_is_strict_and_the_table_marks_rolled_back_generations() -> None:
         generation(2, 0.6, rating=1250.0, rolled_back=True),
         generation(3, 0.7, rating=1400.0),
     ]
-    assert not rising(rows)
+    assert not rising(rows) and steps_up(rows) == 1
     assert rising([r for r in rows if not r["rolled_back"]])
     assert rising(rows[:1]) and rising([])
     assert not rising([generation(1, None, rating=1300.0), generation(2, 0.6, rating=1300.0)])

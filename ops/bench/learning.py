@@ -161,6 +161,7 @@ async def _report(args: argparse.Namespace, state: Path, seconds: float | None) 
         rows = [r for r in summary["ml_ratings"] if r["generation"]]
         summary["ml_rising"] = rising(rows)
         summary["ml_rising_kept"] = rising([r for r in rows if not r["rolled_back"]])
+        summary["ml_steps_up"], summary["ml_steps"] = steps_up(rows), max(len(rows) - 1, 0)
         summary["rolled_back"] = sum(r["rolled_back"] for r in rows)
         summary["each_beat_parent"] = each_beat_parent(rows)
         summary.update(await _final_evaluation(app, args.config, args.final_games))
@@ -219,6 +220,11 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
 def rising(rows: list[dict[str, Any]]) -> bool:
     """Each row's ML rating above the one before it."""
     return all(later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows))
+
+
+def steps_up(rows: list[dict[str, Any]]) -> int:
+    """How many rows' ML ratings are above the row before."""
+    return sum(later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows))
 
 
 def each_beat_parent(rows: list[dict[str, Any]]) -> bool:
@@ -390,7 +396,8 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         f"{report['trainings']} trainings at {report['training_samples_per_s']} samples/s; selfplay "
         f"{report['selfplay_games']} games ({report['selfplay_games_per_s']} games/s); "
         f"evaluation {report['evaluation_games_per_s']} games/s; search {report['search']}; "
-        f"ML rating rising each generation: {report['ml_rising']} (over the "
+        f"ML rating rising each generation: {report['ml_rising']} ({report['ml_steps_up']} of "
+        f"{report['ml_steps']} steps up; over the "
         f"{report['generations'] - report['rolled_back']} not rolled back: "
         f"{report['ml_rising_kept']}); each promoted generation "
         f"beat its parent at the gate: {report['each_beat_parent']}; machine {report['machine']}"
