@@ -15,10 +15,6 @@ from __future__ import annotations
 import ctypes
 import sys
 
-import structlog
-
-log = structlog.get_logger(__name__)
-
 M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest on 64-bit: blocks below it come from the heap
@@ -33,7 +29,6 @@ def keep_freed_memory() -> bool:
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        log.debug("allocator_untuned", reason="no glibc mallopt")
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
