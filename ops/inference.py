@@ -55,8 +55,7 @@ class InferenceService:
     device: Any  # torch.device
     max_batch: int
     wait_s: float
-    networks: dict[str, Any] = field(default_factory=dict)
-    graphs: dict[str, Any] = field(default_factory=dict)  # sha256 -> its inference graph
+    networks: dict[str, Any] = field(default_factory=dict)  # sha256 -> its NetworkEvaluator
     pending: list[_Request] = field(default_factory=list)
     clients: int = 0  # connections that opened a model
     stats: _Stats = field(default_factory=_Stats)
@@ -125,11 +124,12 @@ class InferenceService:
             except (OSError, ValueError, RuntimeError) as exc:
                 return {"ok": False, "error": str(exc)}
             log.info("inference_model_loaded", model=sha, device=str(self.device))
-        spec = self.networks[sha].spec
+        spec = self.networks[sha].model.spec
         return {"ok": True, "device": str(self.device), "num_players": spec.num_players}
 
     def _load(self, sha: str) -> Any:
         from engine.network import load_checkpoint
+        from engine.players.neural import NetworkEvaluator
 
         path = self.cache_dir / f"{sha}.pt"
         if len(sha) != 64 or not path.exists():
@@ -140,7 +140,7 @@ class InferenceService:
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"checkpoint {path} does not have sha256 {sha}")
-        return load_checkpoint(data, device=self.device)[0]
+        return NetworkEvaluator(load_checkpoint(data, device=self.device)[0], device=self.device)
 
     async def _evaluate(
         self, header: dict[str, Any], body: bytes, opened: str | None
@@ -163,7 +163,7 @@ class InferenceService:
         """The request's planes, checked against the model this connection opened."""
         if opened is None or header.get("model") != opened:
             raise ValueError(f"evaluate for model {header.get('model')!r}, opened {opened!r}")
-        spec = self.networks[opened].spec
+        spec = self.networks[opened].model.spec
         shape = header.get("shape")
         expected = [spec.in_planes, spec.height, spec.width]
         if not isinstance(shape, list) or len(shape) != 4 or shape[1:] != expected:
@@ -235,17 +235,8 @@ class InferenceService:
             offset = end
 
     def _forward(self, model: str, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        from engine.network import inference_graph
-
-        with torch.no_grad():
-            inputs = torch.from_numpy(planes).to(self.device)
-            graph = self.graphs.get(model)
-            if graph is None:  # one forward pass at a time: built once
-                graph = self.graphs[model] = inference_graph(self.networks[model], inputs)
-            logits, values = graph(inputs)
-            return logits.float().cpu().numpy(), values.float().cpu().numpy()
+        forward: tuple[np.ndarray, np.ndarray] = self.networks[model].forward(planes)
+        return forward
 
     def report(self) -> dict[str, Any]:
         stats = self.stats
