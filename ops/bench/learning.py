@@ -219,7 +219,7 @@ async def _ml_ratings(app: App, config: str) -> list[dict[str, Any]]:
 
 def rising(rows: list[dict[str, Any]]) -> bool:
     """Each row's ML rating above the one before it."""
-    return all(later["rating"] > earlier["rating"] for earlier, later in itertools.pairwise(rows))
+    return steps_up(rows) == max(len(rows) - 1, 0)
 
 
 def steps_up(rows: list[dict[str, Any]]) -> int:
